@@ -1,0 +1,3 @@
+"""nas: neural architecture search for convolutional networks."""
+
+__version__ = "0.1.0"
