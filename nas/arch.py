@@ -74,8 +74,9 @@ class Block:
 
 @dataclass(frozen=True)
 class Head:
-    """Classifier: optional BN+act, pooling to pool_size^2, hidden linear layers, dropout, linear."""
+    """Classifier: optional 1x1 conv or BN+act, pooling to pool_size^2, hidden linears, dropout, linear."""
 
+    conv: int = 0  # 1x1 conv + BN + act to this width before pooling (MobileNetV2's 1280); 0 = none
     pool: str = "avg"  # "avg" | "max"
     pool_size: int = 1  # 1 = global pooling; 7 = torchvision VGG's adaptive 7x7
     hidden: tuple[int, ...] = ()
@@ -84,7 +85,7 @@ class Head:
     norm_act: bool = False  # BN + act before pooling (pre-activation networks, NAS-Bench-201)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pool": self.pool, "pool_size": self.pool_size, "hidden": list(self.hidden),
+        return {"conv": self.conv, "pool": self.pool, "pool_size": self.pool_size, "hidden": list(self.hidden),
                 "dropout": self.dropout, "act": self.act, "norm_act": self.norm_act}
 
     @classmethod

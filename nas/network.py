@@ -7,15 +7,17 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from nas.layers import Tally, activation
+from nas.layers import Tally, activation, conv_bn_act, conv_bn_act_cost
 
 
 class Head(nn.Module):
-    """Optional BN+act, pooling to pool_size^2, hidden linear layers with act and dropout, classifier."""
+    """Optional 1x1 conv or BN+act, pooling to pool_size^2, hidden linears with act and dropout, classifier."""
 
-    def __init__(self, c_in: int, classes: int, pool: str = "avg", pool_size: int = 1, hidden: tuple = (),
-                 dropout: float = 0.0, act: str = "relu", norm_act: bool = False):
+    def __init__(self, c_in: int, classes: int, conv: int = 0, pool: str = "avg", pool_size: int = 1,
+                 hidden: tuple = (), dropout: float = 0.0, act: str = "relu", norm_act: bool = False):
         super().__init__()
+        self.conv = conv_bn_act(c_in, conv, 1, act=act) if conv else nn.Identity()
+        c_in = conv or c_in
         self.norm = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c_in), act=activation(act))) if norm_act else nn.Identity()
         self.pool = (nn.AdaptiveAvgPool2d if pool == "avg" else nn.AdaptiveMaxPool2d)(pool_size)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -31,12 +33,15 @@ class Head(nn.Module):
         self.classifier = nn.Sequential(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # N,C,H,W -> N,classes
-        return self.classifier(torch.flatten(self.pool(self.norm(x)), 1))
+        return self.classifier(torch.flatten(self.pool(self.norm(self.conv(x))), 1))
 
     @staticmethod
-    def complexity(t: Tally, name: str, c_in: int, classes: int, h: int, w: int, pool: str = "avg",
+    def complexity(t: Tally, name: str, c_in: int, classes: int, h: int, w: int, conv: int = 0, pool: str = "avg",
                    pool_size: int = 1, hidden: tuple = (), dropout: float = 0.0, act: str = "relu",
                    norm_act: bool = False) -> None:
+        if conv:
+            conv_bn_act_cost(t, f"{name}.conv", c_in, conv, h, w, 1, act=act)
+            c_in = conv
         if norm_act:
             t.bn(f"{name}.norm.bn", c_in, h, w)
             t.act(f"{name}.norm.act", c_in, h, w, act)

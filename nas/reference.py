@@ -84,9 +84,8 @@ def mobilenet_v2() -> Arch:
     for t, c, n, s in settings:
         out = make_divisible(c, 8)
         stages.append(tuple(Block.make("mbconv", out, s if j == 0 else 1, expansion=t, kernel=3) for j in range(n)))
-    stages.append((Block.make("conv", 1280, 1, kernel=1, act="relu6"),))
     stem = (Block.make("conv", 32, 2, kernel=3, act="relu6"),)
-    return Arch(IMAGENET, 1000, stem, tuple(stages), Head(dropout=0.2), name="mobilenet_v2")
+    return Arch(IMAGENET, 1000, stem, tuple(stages), Head(conv=1280, act="relu6", dropout=0.2), name="mobilenet_v2")
 
 
 @register_reference
