@@ -176,7 +176,7 @@ def _walk(spec: SpaceSpec, ctx, target: Arch | None = None) -> Arch | None:
         max_depth = max(depth_raw.options) if isinstance(depth_raw, Choice) else depth_raw
         for j in range(max_depth):
             bcond = cond
-            if isinstance(depth_raw, Choice):
+            if isinstance(depth_raw, Choice) and j >= min(depth_raw.options):  # shallower blocks always exist
                 bcond = cond + ((f"stages[{i}].depth", frozenset(k for k, d in enumerate(depth_raw.options) if d > j)),)
             if not ctx.active(bcond):
                 continue

@@ -199,7 +199,7 @@ def _validate_block(block: dict, path: str, cell: dict | None, fail, net_only: b
     types = _options(block["type"])
     for t in types:
         if t not in BLOCKS:
-            raise fail(f"{path}.type", f"unknown block type {t!r} (known: {', '.join(sorted(BLOCKS))})")
+            raise fail(_origin(block["type"], f"{path}.type"), f"unknown block type {t!r} (known: {', '.join(sorted(BLOCKS))})")
     if "cell" in types and cell is None:
         raise fail(f"{path}.type", "cell blocks need a top-level 'cell' section")
     for key, value in block.items():
@@ -208,26 +208,32 @@ def _validate_block(block: dict, path: str, cell: dict | None, fail, net_only: b
         if key in ("out", "stride", "edges"):
             raise fail(f"{path}.{key}", "is set by the stage (width, stride) or the cell section, not the block")
         allowed_types = set(types)
+        field_path = _origin(value, f"{path}.{key}")
         if isinstance(value, Choice):
             if net_only and value.per != "net":
-                raise fail(f"{path}.{key}", "here choices must be global: use per: net")
+                raise fail(field_path, "here choices must be global: use per: net")
             for sibling, values in value.when:
                 if sibling not in block:
-                    raise fail(f"{path}.{key}.when", f"refers to {sibling!r}, which this block does not set")
+                    raise fail(f"{field_path}.when", f"refers to {sibling!r}, which this block does not set")
                 sib = block[sibling]
                 if isinstance(sib, Choice) and SCOPE_RANK[sib.per] < SCOPE_RANK[value.per]:
-                    raise fail(f"{path}.{key}.when", f"{sibling!r} varies per {sib.per}: make {key} per: {sib.per} too")
+                    raise fail(f"{field_path}.when", f"{sibling!r} varies per {sib.per}: make {key} per: {sib.per} too")
                 if sibling == "type":
                     allowed_types &= set(values)
         for t in allowed_types:
             known = block_options(t)
             if key not in known:
-                raise fail(f"{path}.{key}", f"block {t!r} has no option {key!r} (known: {', '.join(known) or 'none'}; add when: {{type: ...}})")
+                raise fail(field_path, f"block {t!r} has no option {key!r} (known: {', '.join(known) or 'none'}; add when: {{type: ...}})")
             for option in _options(value):
-                _check_type(option, known[key], f"{path}.{key}", fail)
+                _check_type(option, known[key], field_path, fail)
 
 
 SCOPE_RANK = {"block": 0, "stage": 1, "net": 2}
+
+
+def _origin(value: Any, fallback: str) -> str:
+    """Where a value was written: a choice remembers its path; a merged static value does not."""
+    return value.path if isinstance(value, Choice) and value.path else fallback
 
 
 def _check_type(value: Any, default: Any, path: str, fail) -> None:
