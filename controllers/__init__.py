@@ -1,0 +1,6 @@
+"""Controllers: strategies that propose children of a search space (ask) and learn from them (tell)."""
+
+from controllers.base import CONTROLLERS, Controller, Observation, Proposal, make_controller, register_controller
+from controllers import evolution, random_search  # noqa: F401  (register the built-in controllers)
+
+__all__ = ["CONTROLLERS", "Controller", "Observation", "Proposal", "make_controller", "register_controller"]

@@ -1,0 +1,157 @@
+"""The controller contract: ask for a child, tell its result, save and restore the whole state.
+
+A controller works on a space's decision sequence (lists of option indices), so one
+implementation serves every space. Objectives are named; "accuracy" is maximised, cost
+objectives ("macs", "params") are minimised. Everything random goes through the controller's
+own numpy Generator, so the same seed gives the same decisions, and state_dict() carries the
+generator's state so a resumed search continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from nas.arch import Arch
+from nas.space import SearchSpace
+
+CONTROLLERS: dict[str, type["Controller"]] = {}
+OBJECTIVES = {"accuracy": "max", "macs": "min", "params": "min"}
+
+
+def register_controller(name: str) -> Callable[[type["Controller"]], type["Controller"]]:
+    """Class decorator: make a controller available as `--controller name`."""
+    def add(cls: type["Controller"]) -> type["Controller"]:
+        CONTROLLERS[name] = cls
+        cls.name = name
+        return cls
+    return add
+
+
+def make_controller(name: str, space: SearchSpace, **kwargs: Any) -> "Controller":
+    """Instantiate a registered controller; the error lists the known names."""
+    if name not in CONTROLLERS:
+        raise ValueError(f"unknown controller '{name}' (known: {', '.join(sorted(CONTROLLERS))})")
+    return CONTROLLERS[name](space, **kwargs)
+
+
+@dataclass
+class Proposal:
+    """One child to train: its id within the search, decision indices and architecture."""
+
+    trial_id: int
+    values: list[int]
+    arch: Arch
+
+
+@dataclass
+class Observation:
+    """A finished child: its decisions, objective values (None when it failed) and status."""
+
+    trial_id: int
+    values: list[int]
+    objectives: list[float] | None
+    status: str = "ok"
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"trial_id": self.trial_id, "values": self.values, "objectives": self.objectives,
+                "status": self.status, "extra": self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Observation":
+        return cls(d["trial_id"], list(d["values"]), d["objectives"], d.get("status", "ok"), d.get("extra", {}))
+
+
+def objective_vector(metrics: dict, objectives: tuple[str, ...]) -> list[float] | None:
+    """Objective values from a child's metrics, all to be minimised; None when one is missing."""
+    out = []
+    for name in objectives:
+        key = "val_acc" if name == "accuracy" else name
+        value = metrics.get(key)
+        if value is None or not np.isfinite(value):
+            return None
+        out.append(-float(value) if OBJECTIVES[name] == "max" else float(value))
+    return out
+
+
+class Controller(ABC):
+    """Ask/tell over a search space's decisions, with limits enforced on every proposal."""
+
+    name = "base"
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, objectives: tuple[str, ...] = ("accuracy",),
+                 max_macs: float | None = None, max_params: float | None = None):
+        unknown = [o for o in objectives if o not in OBJECTIVES]
+        if unknown or not objectives:
+            raise ValueError(f"unknown objective {unknown[0] if unknown else '(none)'!r} (known: {', '.join(OBJECTIVES)})")
+        if "accuracy" not in objectives:
+            raise ValueError("objectives must include accuracy (e.g. accuracy,macs)")
+        self.space, self.seed, self.objectives = space, seed, tuple(objectives)
+        self.max_macs, self.max_params = max_macs, max_params
+        self.rng = np.random.default_rng(seed)
+        self.next_id = 0
+        self.pending: dict[int, list[int]] = {}
+        self.history: list[Observation] = []
+
+    def ask(self) -> Proposal:
+        """The next child to train (within the cost limits)."""
+        values = self.propose()
+        proposal = Proposal(self.next_id, values, self.space.decode(values))
+        self.pending[self.next_id] = values
+        self.next_id += 1
+        return proposal
+
+    def tell(self, trial_id: int, metrics: dict | None, status: str = "ok") -> None:
+        """Record a finished child; metrics None (or status not ok) marks it failed."""
+        values = self.pending.pop(trial_id, None)
+        if values is None:
+            raise KeyError(f"trial {trial_id} was not asked for, or was already told")
+        objectives = objective_vector(metrics, self.objectives) if metrics and status == "ok" else None
+        obs = Observation(trial_id, values, objectives, status if objectives is not None else (status if status != "ok" else "failed"))
+        self.history.append(obs)
+        self.observe(obs)
+
+    def sample_within_limits(self) -> list[int]:
+        """Uniform random decisions meeting the limits."""
+        return self.space.sample_encoded(self.rng, self.max_macs, self.max_params)
+
+    def within_limits(self, values: list[int]) -> bool:
+        return self.space.within_limits(self.space.decode(values), self.max_macs, self.max_params)
+
+    @abstractmethod
+    def propose(self) -> list[int]:
+        """Decision indices for the next child."""
+
+    def observe(self, obs: Observation) -> None:
+        """Learn from a finished child (history is already updated)."""
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue: RNG, ids, pending and finished children (JSON-able)."""
+        return {"name": self.name, "seed": self.seed, "rng": self.rng.bit_generator.state, "next_id": self.next_id,
+                "pending": {str(k): v for k, v in self.pending.items()},
+                "history": [o.to_dict() for o in self.history], "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict() returned."""
+        if state.get("name") != self.name:
+            raise ValueError(f"state is for controller {state.get('name')!r}, not {self.name!r}")
+        self.rng.bit_generator.state = state["rng"]
+        self.next_id = state["next_id"]
+        self.pending = {int(k): list(v) for k, v in state["pending"].items()}
+        self.history = [Observation.from_dict(o) for o in state["history"]]
+        self.load_extra_state(state.get("extra", {}))
+
+    def extra_state(self) -> dict:
+        """Controller-specific state beyond the history (JSON-able)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore extra_state()."""
+
+    def finished(self) -> list[Observation]:
+        """Children that finished with objective values."""
+        return [o for o in self.history if o.objectives is not None]
