@@ -10,6 +10,10 @@ from typing import Any, Iterator, Mapping
 JsonValue = Any  # int | float | str | bool | None | tuple of JsonValue
 
 
+class ArchError(ValueError):
+    """An architecture that cannot be built (unknown block, bad option, impossible shapes)."""
+
+
 def _canonical(value: Any) -> JsonValue:
     """Normalise an option value so equal meanings hash equally (lists -> tuples, 2.0 -> 2)."""
     if isinstance(value, bool) or value is None or isinstance(value, str):

@@ -8,13 +8,9 @@ from typing import Any
 from torch import nn
 
 import nas.cells  # noqa: F401  (registers the cell block types)
-from nas.arch import Arch, Block
+from nas.arch import Arch, ArchError, Block
 from nas.blocks import block_class, check_block
 from nas.network import Head, Network
-
-
-class ArchError(ValueError):
-    """An architecture that cannot be built (unknown block, bad option, incompatible channels)."""
 
 
 @dataclass(frozen=True)

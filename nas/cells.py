@@ -9,6 +9,7 @@ import networkx as nx
 import torch
 from torch import nn
 
+from nas.arch import ArchError
 from nas.blocks import register_block
 from nas.layers import Tally
 
@@ -142,6 +143,8 @@ class NB201Residual(nn.Module):
 
     @staticmethod
     def complexity(t, name, c_in, c_out, h, w, stride=2):
+        if stride == 2 and (h % 2 or w % 2):
+            raise ArchError(f"{name}: nb201_residual with stride 2 needs an even input size, got {h}x{w}")
         h2, w2 = _relu_conv_bn_cost(t, f"{name}.conv_a", c_in, c_out, h, w, 3, stride)
         _relu_conv_bn_cost(t, f"{name}.conv_b", c_out, c_out, h2, w2, 3)
         if stride == 2:

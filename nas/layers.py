@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nas.arch import ArchError
+
 BYTES_PER_VALUE = 4  # activation memory is reported at float32, batch 1
 
 ACTIVATIONS = {
@@ -32,7 +34,14 @@ def activation(name: str) -> nn.Module:
 def conv_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
     """Output length of a convolution or pooling window along one axis."""
     span = size + 2 * padding - kernel
+    if span < 0:
+        raise ArchError(f"a {kernel}x{kernel} window does not fit a {size}-pixel input with padding {padding}")
     return (-(-span // stride) if ceil_mode else span // stride) + 1
+
+
+def adaptive_window_sum(size: int, out: int) -> int:
+    """Sum of window lengths PyTorch's adaptive pooling uses to map size onto out."""
+    return sum(-(-((i + 1) * size) // out) - (i * size) // out for i in range(out))
 
 
 @dataclass
@@ -97,9 +106,9 @@ class Tally:
         return h2, w2
 
     def adaptive_pool(self, name, c, h, w, size):
-        """Adaptive pooling to size x size; the window is the largest one PyTorch uses."""
-        kh, kw = -(-h // size), -(-w // size)
-        self._add(name, "pool", c, h, w, c, size, size, 0, c * size * size * kh * kw, max(kh, kw), 1, 0)
+        """Adaptive pooling to size x size: every window's elements are counted exactly."""
+        macs = c * adaptive_window_sum(h, size) * adaptive_window_sum(w, size)
+        self._add(name, "pool", c, h, w, c, size, size, 0, macs, -(-h // size), 1, 0)
         return size, size
 
     def linear(self, name, f_in, f_out, bias=True):

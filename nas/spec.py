@@ -9,7 +9,6 @@ from typing import Any
 import yaml
 
 from nas.blocks import BLOCKS, block_options
-from nas.build import ArchError  # noqa: F401  (re-exported for callers validating decoded archs)
 from nas.cells import CELL_OPS
 from nas.language import Choice, SpaceError, check_keys, parse_value
 
