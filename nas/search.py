@@ -1,0 +1,314 @@
+"""`nas search`: a controller wrapped as a Ray Tune Searcher, a device-hour budget, a durable store.
+
+Data flow: controller.ask -> Searcher.suggest -> Ray trial (child_trial: build, train, report)
+-> Searcher.on_trial_complete -> controller.tell + store.finish_trial (one transaction).
+Resuming re-opens the store, restores the controller (RNG included) and re-runs only the
+children that were running when the previous process died.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controllers import make_controller
+from controllers.base import Controller, objective_vector
+from nas.arch import Arch
+from nas.pareto import pareto_front
+from nas.progress import Progress
+from nas.space import load_space
+from nas.store import RunStore
+from nas.train import Recipe
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a run needs; saved in the run folder so --resume needs nothing else."""
+
+    space: str
+    controller: str = "evolution"
+    dataset: str = "cifar10"
+    budget_gpu_hours: float | None = None
+    budget_trials: int | None = None
+    objectives: tuple[str, ...] = ("accuracy", "macs")
+    max_macs: float | None = None
+    max_params: float | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    train_fraction: float = 1.0
+    val_fraction: float = 0.1
+    resolution: int = 0
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    seed: int = 0
+    run_dir: str = ""
+    ray_address: str | None = None
+    scheduler: str | None = None  # None | "asha"
+    data_dir: str | None = None
+    keep_checkpoints: str = "pareto"  # pareto | all | none
+    controller_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.budget_gpu_hours is None and self.budget_trials is None:
+            raise ValueError("give a budget: --budget-gpu-hours H or --budget-trials N")
+        if self.budget_gpu_hours is not None and self.budget_gpu_hours <= 0:
+            raise ValueError(f"--budget-gpu-hours must be positive, got {self.budget_gpu_hours}")
+        if self.budget_trials is not None and self.budget_trials < 1:
+            raise ValueError(f"--budget-trials must be at least 1, got {self.budget_trials}")
+        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
+            raise ValueError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
+        if self.scheduler not in (None, "asha"):
+            raise ValueError(f"--scheduler must be asha (or omitted), got {self.scheduler!r}")
+        if self.keep_checkpoints not in ("pareto", "all", "none"):
+            raise ValueError(f"keep_checkpoints must be pareto, all or none, got {self.keep_checkpoints!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["objectives"] = list(self.objectives)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchSettings":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["objectives"] = tuple(d.get("objectives", ("accuracy",)))
+        return cls(**d)
+
+    def recipe(self) -> Recipe:
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, train_fraction=self.train_fraction,
+                      resolution=self.resolution, seed=self.seed, device="cuda" if self.gpus_per_trial else "cpu",
+                      threads=max(1, int(self.cpus_per_trial)))
+
+    @property
+    def devices_per_trial(self) -> float:
+        """Devices a trial holds for the budget: its GPU fraction, or one per CPU trial."""
+        return self.gpus_per_trial if self.gpus_per_trial > 0 else 1.0
+
+
+def default_run_dir(space: str, controller: str, root: str | Path = "runs") -> Path:
+    """runs/<date>-<space>-<controller>, with a suffix when that folder exists."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(space).stem}-{controller}"
+    path, k = Path(root) / stem, 1
+    while path.exists():
+        k += 1
+        path = Path(root) / f"{stem}-{k}"
+    return path
+
+
+def child_trial(config: dict, splits=None) -> None:
+    """The Ray Tune function trainable: one child, trained by the same function as `nas train`."""
+    from ray import tune
+
+    from nas.train import train_child
+
+    start = time.perf_counter()
+    recipe = Recipe(**config["recipe"])
+    arch = Arch.from_dict(config["arch"])
+    intermediate = config.get("report_epochs", False)
+
+    def on_epoch(metrics: dict) -> None:
+        if intermediate:
+            tune.report({**metrics, "final": False, "macs": config["macs"], "elapsed_s": time.perf_counter() - start})
+
+    try:
+        result = train_child(arch, splits, recipe, on_epoch=on_epoch, checkpoint=config.get("checkpoint"))
+        metrics = {k: v for k, v in result.to_dict().items() if k != "history"}
+    except Exception as err:  # a failing child is recorded with its reason; the search goes on
+        metrics = {"status": f"failed: {type(err).__name__}: {err}".splitlines()[0][:300]}
+    metrics.update(final=True, elapsed_s=time.perf_counter() - start)
+    tune.report(metrics)
+
+
+class Budget:
+    """Device-seconds spent and whether another child fits (estimated from finished ones)."""
+
+    def __init__(self, settings: SearchSettings, spent_s: float, started: int):
+        self.limit_s = settings.budget_gpu_hours * 3600 if settings.budget_gpu_hours else math.inf
+        self.max_trials = settings.budget_trials or math.inf
+        self.spent_s, self.started = spent_s, started
+        self.costs: list[float] = []
+
+    def estimate(self) -> float | None:
+        return float(np.median(self.costs)) if self.costs else None
+
+    def allows(self, running: int) -> bool:
+        """Start another child only if it and the running ones fit in what is left."""
+        if self.started >= self.max_trials:
+            return False
+        if self.limit_s == math.inf:
+            return True
+        est = self.estimate()
+        if est is None:  # nothing finished yet: the first wave runs to learn the cost
+            return self.spent_s < self.limit_s
+        return self.spent_s + (running + 1) * est <= self.limit_s + 0.5 * est
+
+    def record(self, device_s: float) -> None:
+        self.spent_s += device_s
+        self.costs.append(device_s)
+
+
+def _searcher_class():
+    from ray.tune.search import Searcher
+
+    class ControllerSearcher(Searcher):
+        """Tune drives the controller: suggest -> ask, on_trial_complete -> tell (+ the store)."""
+
+        def __init__(self, controller: Controller, store: RunStore, settings: SearchSettings, budget: Budget,
+                     progress: Progress, run_dir: Path):
+            super().__init__()  # metric and mode come from TuneConfig
+            self.controller, self.store, self.settings = controller, store, settings
+            self.budget, self.progress, self.run_dir = budget, progress, run_dir
+            self.live: dict[str, tuple[int, float]] = {}  # Tune trial id -> (our trial id, start time)
+            self.replay = sorted(controller.pending.items())  # children a killed run left unfinished
+            self.done = False
+
+        def __getstate__(self) -> dict:
+            # Tune pickles its configuration; our durable state lives in the run store instead.
+            return {k: v for k, v in self.__dict__.items() if k not in ("store", "progress", "controller")}
+
+        def suggest(self, tune_id: str) -> dict | None:
+            if self.replay:
+                trial_id, values = self.replay.pop(0)
+                arch = self.controller.space.decode(values)
+            elif self.done or not self.budget.allows(len(self.live)):
+                self.done = True  # the budget is spent: let the running children finish, start none
+                return None if self.live else Searcher.FINISHED
+            else:
+                proposal = self.controller.ask()
+                trial_id, values, arch = proposal.trial_id, proposal.values, proposal.arch
+                self.budget.started += 1
+                self.store.save_controller(self.controller.state_dict())
+            self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
+            self.live[tune_id] = (trial_id, time.time())
+            self.progress.update(self._status())
+            ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
+            from nas.cost import arch_cost
+
+            return {"trial_id": trial_id, "arch": arch.to_dict(), "recipe": asdict(self.settings.recipe()),
+                    "checkpoint": ckpt, "macs": arch_cost(arch).macs, "report_epochs": self.settings.scheduler == "asha"}
+
+        def on_trial_complete(self, tune_id: str, result: dict | None = None, error: bool = False) -> None:
+            trial_id, started = self.live.pop(tune_id, (None, time.time()))
+            if trial_id is None:
+                return
+            result = dict(result or {})
+            devices = self.settings.devices_per_trial
+            device_s = float(result.get("elapsed_s", time.time() - started)) * devices
+            if error:
+                status = "failed: ray worker lost (retried once)"
+            elif not result.get("final", False):
+                status = "stopped"  # ended early by the scheduler; its accuracy is low-fidelity
+            else:
+                status = str(result.get("status", "failed: no result"))
+            metrics = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and k not in ("trial_id",)}
+            metrics["device_s"] = device_s
+            usable = status in ("ok", "stopped")
+            self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
+            ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
+            self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
+                                    str(ckpt) if ckpt.exists() else None)
+            self.budget.record(device_s)
+            if self.settings.keep_checkpoints == "pareto":
+                prune_checkpoints(self.store, self.settings.objectives)
+            self.progress.update(self._status(), final_line=True)
+
+        def _status(self) -> dict:
+            trials = self.controller.history
+            ok = [o for o in trials if o.objectives is not None]
+            best = max((-o.objectives[0] for o in ok), default=None)
+            front = len(pareto_front(np.array([o.objectives for o in ok]))) if ok else 0
+            est = self.budget.estimate()
+            left = None
+            if est is not None and self.budget.limit_s < math.inf:
+                slots = max(1, len(self.live))
+                left = max(0.0, self.budget.limit_s - self.budget.spent_s) / self.settings.devices_per_trial / slots
+            return {"done": len(trials) - sum(o.objectives is None for o in trials), "running": len(self.live),
+                    "failed": sum(o.objectives is None for o in trials), "spent_h": self.budget.spent_s / 3600,
+                    "budget_h": self.settings.budget_gpu_hours, "best": best, "front": front, "eta_s": left}
+
+    return ControllerSearcher
+
+
+def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
+    """Keep the checkpoints of the current Pareto set only."""
+    done = [t for t in store.trials() if t.status == "ok" and t.checkpoint]
+    if not done:
+        return
+    points = [objective_vector(t.metrics, objectives) for t in done]
+    keep = set(pareto_front(np.array([p for p in points if p is not None]))) if any(points) else set()
+    valid = [t for t, p in zip(done, points) if p is not None]
+    for i, trial in enumerate(valid):
+        if i not in keep:
+            Path(trial.checkpoint).unlink(missing_ok=True)
+            store.set_checkpoint(trial.trial_id, None)
+
+
+def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr) -> Path:
+    """Run (or resume) a search; returns the run folder."""
+    import ray
+    from ray import tune
+
+    from nas.data import load_splits
+
+    run_dir = Path(settings.run_dir).resolve()
+    store = RunStore(run_dir, create=not resume)
+    if resume:
+        settings = SearchSettings.from_dict(store.settings()["search"])
+    else:
+        store.save_settings({"search": settings.to_dict(), "created": time.time()})
+    splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
+    space = load_space(settings.space).with_io(splits.info.input_shape, splits.info.classes)
+    controller = make_controller(settings.controller, space, seed=settings.seed, objectives=settings.objectives,
+                                 max_macs=settings.max_macs, max_params=settings.max_params, **settings.controller_options)
+    state = store.controller_state() if resume else None
+    if state:
+        controller.load_state_dict(state)
+    finished = list(store.iter_finished())
+    budget = Budget(settings, store.device_seconds(), started=controller.next_id - len(controller.pending))
+    budget.costs = [t.device_s for t in finished if t.device_s > 0]
+    store.log("resume" if resume else "start", {"finished": len(finished)})
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", configure_logging=True, ignore_reinit_error=True)
+    try:
+        resources = ray.cluster_resources()
+        per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+        slots = int(resources.get("CPU", 1) // settings.cpus_per_trial)
+        if settings.gpus_per_trial:
+            slots = min(slots, int(resources.get("GPU", 0) // settings.gpus_per_trial))
+            if slots < 1:
+                raise ValueError(f"--gpus-per-trial {settings.gpus_per_trial}: the Ray cluster has {resources.get('GPU', 0)} GPUs")
+        progress = Progress(out, total_h=settings.budget_gpu_hours)
+        searcher = _searcher_class()(controller, store, settings, budget, progress, run_dir)
+        trainable = tune.with_resources(tune.with_parameters(child_trial, splits=splits), per_trial)
+        scheduler = None
+        if settings.scheduler == "asha":
+            from nas.schedulers import ParetoASHA
+
+            scheduler = ParetoASHA(max_t=settings.epochs, objectives=settings.objectives)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                        max_concurrent_trials=max(1, slots), reuse_actors=True,
+                                        metric="val_acc", mode="max"),
+            run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=1),
+                                      log_to_file=False),
+        )
+        tuner.fit()
+        progress.close(searcher._status())
+        store.log("end", {"spent_h": budget.spent_s / 3600})
+    finally:
+        ray.shutdown()
+        store.close()
+    return run_dir
