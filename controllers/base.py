@@ -131,7 +131,7 @@ class Controller(ABC):
 
     def state_dict(self) -> dict:
         """Everything needed to continue: RNG, ids, pending and finished children (JSON-able)."""
-        return {"name": self.name, "seed": self.seed, "rng": self.rng.bit_generator.state, "next_id": self.next_id,
+        return {"name": self.name, "seed": self.seed, "objectives": list(self.objectives), "rng": self.rng.bit_generator.state, "next_id": self.next_id,
                 "pending": {str(k): v for k, v in self.pending.items()},
                 "history": [o.to_dict() for o in self.history], "extra": self.extra_state()}
 
@@ -139,6 +139,8 @@ class Controller(ABC):
         """Restore what state_dict() returned."""
         if state.get("name") != self.name:
             raise ValueError(f"state is for controller {state.get('name')!r}, not {self.name!r}")
+        if tuple(state.get("objectives", self.objectives)) != self.objectives:
+            raise ValueError(f"state is for objectives {state['objectives']}, not {list(self.objectives)}")
         self.rng.bit_generator.state = state["rng"]
         self.next_id = state["next_id"]
         self.pending = {int(k): list(v) for k, v in state["pending"].items()}

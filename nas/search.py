@@ -272,7 +272,7 @@ def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr) -
     if state:
         controller.load_state_dict(state)
     finished = list(store.iter_finished())
-    budget = Budget(settings, store.device_seconds(), started=controller.next_id - len(controller.pending))
+    budget = Budget(settings, store.device_seconds(), started=controller.next_id)
     budget.costs = [t.device_s for t in finished if t.device_s > 0]
     store.log("resume" if resume else "start", {"finished": len(finished)})
 

@@ -1,0 +1,137 @@
+"""Search engine: the Tune searcher adapter, the device-hour budget, failures, resume, a real run."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from controllers import make_controller
+from nas.progress import Progress
+from nas.report import run_state
+from nas.search import Budget, SearchSettings, _searcher_class, child_trial, run_search
+from nas.space import load_space
+from nas.store import RunStore
+
+
+def make_searcher(tmp_path, settings, controller=None, store=None):
+    space = load_space(settings.space)
+    controller = controller or make_controller(settings.controller, space, seed=settings.seed, objectives=settings.objectives)
+    store = store or RunStore(tmp_path / "run", create=True)
+    budget = Budget(settings, store.device_seconds(), controller.next_id)
+    searcher = _searcher_class()(controller, store, settings, budget, Progress(io.StringIO()), tmp_path / "run")
+    return searcher, controller, store
+
+
+def finished(acc: float, macs: float, elapsed: float, status: str = "ok") -> dict:
+    return {"val_acc": acc, "macs": macs, "elapsed_s": elapsed, "status": status, "final": True}
+
+
+def simulate(searcher, slots: int, rng: np.random.Generator, stop_after: int | None = None) -> int:
+    """Drive the searcher like Tune: fill the slots, finish the oldest child, repeat."""
+    live, completed, n = [], 0, 0
+    while True:
+        while len(live) < slots:
+            config = searcher.suggest(f"t{n}")
+            if config is None or config == "FINISHED":
+                break
+            live.append((f"t{n}", config))
+            n += 1
+        if not live:
+            return completed
+        tune_id, config = live.pop(0)
+        searcher.on_trial_complete(tune_id, finished(float(rng.uniform(50, 99)), config["macs"], float(rng.uniform(20, 40))))
+        completed += 1
+        if stop_after is not None and completed >= stop_after:
+            return completed
+
+
+def test_budget_spend_lands_within_ten_percent(tmp_path):
+    settings = SearchSettings(space="nasbench_macro", controller="random", budget_gpu_hours=0.25, run_dir=str(tmp_path))
+    searcher, _, store = make_searcher(tmp_path, settings)
+    simulate(searcher, slots=3, rng=np.random.default_rng(0))
+    spent_h = store.device_seconds() / 3600
+    assert abs(spent_h - 0.25) <= 0.025, spent_h
+    assert searcher.suggest("again") == "FINISHED"
+
+
+def test_trial_budget_counts_children(tmp_path):
+    settings = SearchSettings(space="nasbench_macro", controller="evolution", budget_trials=7, run_dir=str(tmp_path))
+    searcher, controller, store = make_searcher(tmp_path, settings)
+    assert simulate(searcher, slots=2, rng=np.random.default_rng(0)) == 7
+    assert [t.trial_id for t in store.trials()] == list(range(7))
+
+
+def test_failures_are_recorded_and_the_search_goes_on(tmp_path):
+    settings = SearchSettings(space="nasbench_macro", controller="evolution", budget_trials=5, run_dir=str(tmp_path))
+    searcher, controller, store = make_searcher(tmp_path, settings)
+    a, b, c = (searcher.suggest(t) for t in ("a", "b", "c"))
+    searcher.on_trial_complete("a", None, error=True)
+    searcher.on_trial_complete("b", finished(float("nan"), b["macs"], 3.0, status="diverged"))
+    searcher.on_trial_complete("c", finished(91.0, c["macs"], 3.0))
+    statuses = [t.status for t in store.trials()]
+    assert statuses == ["failed: ray worker lost (retried once)", "diverged", "ok"]
+    assert searcher.suggest("d") is not None  # still searching
+    assert len(controller.finished()) == 1
+
+
+def test_resume_replays_only_the_unfinished_children(tmp_path):
+    settings = SearchSettings(space="nasbench_macro", controller="evolution", budget_trials=12, seed=4, run_dir=str(tmp_path))
+    # the uninterrupted run
+    ref, _, ref_store = make_searcher(tmp_path / "ref", settings)
+    simulate(ref, slots=2, rng=np.random.default_rng(1))
+    expected = [(t.trial_id, t.arch_id) for t in ref_store.trials()]
+    # a run "killed" after 5 results, with one child still running
+    run, _, store = make_searcher(tmp_path / "killed", settings)
+    simulate(run, slots=2, rng=np.random.default_rng(1), stop_after=5)
+    store.close()
+    store = RunStore(tmp_path / "killed" / "run")
+    assert [t.status for t in store.trials()].count("running") == 1
+    controller = make_controller("evolution", load_space("nasbench_macro"), seed=4, objectives=settings.objectives)
+    controller.load_state_dict(store.controller_state())
+    resumed, _, store = make_searcher(tmp_path / "killed", settings, controller, store)
+    first = resumed.suggest("r0")
+    assert first["trial_id"] == 5  # the oldest unfinished child comes back first, same id
+    resumed.on_trial_complete("r0", finished(80.0, first["macs"], 30.0))
+    rng = np.random.default_rng(2)
+    simulate(resumed, slots=2, rng=rng)
+    got = [(t.trial_id, t.arch_id) for t in store.trials()]
+    assert [i for i, _ in got] == list(range(12))  # nothing lost, nothing repeated
+    assert all(t.status == "ok" for t in store.trials())
+    assert got[:6] == expected[:6]  # the same architectures in the same order up to the kill
+
+
+def test_child_trial_turns_exceptions_into_a_status(monkeypatch):
+    reports = []
+    monkeypatch.setattr("ray.tune.report", lambda metrics: reports.append(metrics))
+    bad = {"input": [1, 8, 8], "classes": 10, "stem": [], "stages": [[{"type": "conv", "out": 8, "kernel": 11, "padding": 0}]]}
+    child_trial({"arch": bad, "recipe": {"epochs": 1}, "macs": 0}, splits=None)
+    assert reports[-1]["status"].startswith("failed: ")
+    assert reports[-1]["final"] is True
+
+
+def test_settings_validation_says_what_to_do():
+    with pytest.raises(ValueError, match="give a budget"):
+        SearchSettings(space="resnet_like")
+    with pytest.raises(ValueError, match="--scheduler must be asha"):
+        SearchSettings(space="resnet_like", budget_trials=1, scheduler="hyperband")
+    s = SearchSettings(space="resnet_like", budget_trials=3, objectives=("accuracy", "macs"))
+    assert SearchSettings.from_dict(s.to_dict()) == s
+
+
+def test_a_real_digits_search_on_ray(tmp_path):
+    settings = SearchSettings(space="resnet_like", controller="evolution", dataset="digits", budget_trials=4, epochs=1,
+                              batch_size=64, lr=0.05, max_macs=2e6, run_dir=str(tmp_path / "run"),
+                              controller_options={"population": 2, "tournament": 1})
+    out = io.StringIO()
+    run_search(settings, out=out)
+    state = run_state(tmp_path / "run")
+    assert state["counts"]["ok"] == 4
+    assert all(t["val_acc"] is not None and t["macs"] <= 2e6 and t["device_s"] > 0 for t in state["trials"])
+    assert max(t["val_acc"] for t in state["trials"]) > 30  # chance is 10%
+    front_ids = {t["trial_id"] for t in state["pareto_front"]}
+    assert front_ids
+    for t in state["trials"]:  # only the Pareto set keeps its checkpoint
+        assert (t["checkpoint"] is not None) == (t["trial_id"] in front_ids)
+    assert "4 done, 0 running, 0 failed" in out.getvalue()
