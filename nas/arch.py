@@ -88,6 +88,14 @@ class Head:
     act: str = "relu"
     norm_act: bool = False  # BN + act before pooling (pre-activation networks, NAS-Bench-201)
 
+    def __post_init__(self) -> None:
+        # canonical types, so equal heads hash equally whichever way they were written
+        object.__setattr__(self, "conv", int(self.conv))
+        object.__setattr__(self, "pool_size", int(self.pool_size))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "norm_act", bool(self.norm_act))
+
     def to_dict(self) -> dict[str, Any]:
         return {"conv": self.conv, "pool": self.pool, "pool_size": self.pool_size, "hidden": list(self.hidden),
                 "dropout": self.dropout, "act": self.act, "norm_act": self.norm_act}
@@ -131,8 +139,8 @@ class Arch:
 
     def with_io(self, input: tuple[int, int, int] | None = None, classes: int | None = None) -> "Arch":
         """The same network for another input shape or number of classes (a data set's)."""
-        return replace(self, input=tuple(input) if input else self.input,
-                       classes=classes if classes else self.classes)
+        return replace(self, input=tuple(input) if input is not None else self.input,
+                       classes=classes if classes is not None else self.classes)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -157,13 +165,16 @@ class Arch:
         try:
             stem = tuple(Block.from_dict(b) for b in data.get("stem", ()))
             stages = tuple(tuple(Block.from_dict(b) for b in stage) for stage in data["stages"])
-            return cls(input=tuple(int(x) for x in data["input"]), classes=int(data["classes"]),
+            arch = cls(input=tuple(int(x) for x in data["input"]), classes=int(data["classes"]),
                        stem=stem, stages=stages, head=Head.from_dict(data.get("head", {})),
                        name=str(data.get("name", "")))
         except KeyError as missing:
             raise ValueError(f"architecture JSON needs field {missing}") from None
         except TypeError as err:
             raise ValueError(f"architecture JSON: {err}") from None
+        if "arch_id" in data and data["arch_id"] != arch.arch_id:
+            raise ValueError(f"architecture JSON says arch_id {data['arch_id']} but its content hashes to {arch.arch_id}")
+        return arch
 
     def to_json(self, with_id: bool = True) -> str:
         """One-line JSON; with_id adds arch_id for readers that want it (ignored on load)."""

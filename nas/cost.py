@@ -7,7 +7,7 @@ additions and SE scaling cost none. `conv_linear_macs` is what benchmarks and to
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from nas.arch import Arch
@@ -30,7 +30,7 @@ class Cost:
         out = {"params": self.params, "macs": self.macs, "conv_linear_macs": self.conv_linear_macs,
                "activation_bytes": self.activation_bytes}
         if layers:
-            out["layers"] = [asdict(row) for row in self.layers]
+            out["layers"] = [vars(row).copy() for row in self.layers]
         return out
 
 

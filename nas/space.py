@@ -154,7 +154,7 @@ def _walk(spec: SpaceSpec, ctx, target: Arch | None = None) -> Arch | None:
     c_prev = stem[-1].out if stem else spec.input[0]
     for i, st in enumerate(specs):
         cond: Condition = ()
-        if isinstance(spec.num_stages, Choice) and ch["rule"] != "regnet":
+        if isinstance(spec.num_stages, Choice) and ch["rule"] != "regnet" and i >= min(spec.num_stages.options):
             cond = (("num_stages", frozenset(k for k, n in enumerate(spec.num_stages.options) if n > i)),)
         elif ctx.building and i >= count:
             break
@@ -269,8 +269,8 @@ class SearchSpace:
 
     def with_io(self, input: tuple[int, int, int] | None = None, classes: int | None = None) -> "SearchSpace":
         """The same space for a data set's input shape and classes."""
-        return SearchSpace(replace(self.spec, input=tuple(input) if input else self.spec.input,
-                                   classes=classes or self.spec.classes))
+        return SearchSpace(replace(self.spec, input=tuple(input) if input is not None else self.spec.input,
+                                   classes=classes if classes is not None else self.spec.classes))
 
     def active(self, values: Sequence[int]) -> list[bool]:
         """Which decisions are active under these option indices."""
