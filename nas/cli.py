@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Neural architecture search for convolutional networks.")
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
+    from nas.cli_search import COMMANDS as TRAINING_COMMANDS  # they import helpers from this module
+
+    for add in COMMANDS + TRAINING_COMMANDS:
         add(sub)
     return parser
 

@@ -1,0 +1,220 @@
+"""CLI commands that train: `nas train`, `nas search`, `nas report`, `nas bench` (see nas.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from nas.cli import UsageError, _positive_int, add_target_args, parse_number, targets
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train one architecture on a data set and report its accuracy",
+                       description="Train TARGET with the proxy recipe (SGD + Nesterov, cosine, label smoothing, "
+                                   "crop/flip augmentation): the same function every search trial calls.")
+    add_target_args(p, many=False)
+    p.add_argument("--dataset", default="digits", help="cifar10, cifar100, mnist, fashion_mnist, imagefolder, digits, synthetic")
+    p.add_argument("--data-dir", help="where data sets are cached (default ~/.cache/nas/data or $NAS_DATA_DIR)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--train-fraction", type=_fraction, default=1.0, help="proxy: train on this share of the training split")
+    p.add_argument("--resolution", type=int, default=0, help="proxy: train at this lower resolution")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test", action="store_true", help="also report test accuracy (never used for selection)")
+    p.add_argument("--checkpoint", help="save state_dict + architecture + metrics here (for nas export --weights)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(run=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nas.data import load_splits
+    from nas.train import Recipe, train_child
+
+    found = list(targets(args))
+    if len(found) != 1:
+        raise UsageError(f"train takes exactly one architecture, the target gave {len(found)}")
+    splits = load_splits(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train_fraction=args.train_fraction,
+                    resolution=args.resolution, device=args.device, seed=args.seed, eval_test=args.test)
+    result = train_child(found[0][1], splits, recipe, checkpoint=args.checkpoint)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    test = f"   test {result.test_acc:.2f}%" if result.test_acc is not None else ""
+    print(f"{found[0][0]} on {args.dataset}: {result.status}   val {result.val_acc:.2f}%{test}   "
+          f"loss {result.val_loss:.4f}   {result.epochs} epochs   {result.wall_s:.1f} s   "
+          f"{result.images_per_s:,.0f} images/s on {result.device}   "
+          f"{result.macs / 1e6:.2f} M multiply-adds   {result.params / 1e6:.3f} M params")
+    return 0
+
+
+def add_search(sub) -> None:
+    from controllers import CONTROLLERS
+
+    p = sub.add_parser("search", help="search a space: children trained as Ray Tune trials under a budget",
+                       description="Search SPACE with a controller; every child is a Ray Tune trial; results go to a "
+                                   "run folder that nas report and nas export read. --resume DIR continues a run.")
+    p.add_argument("--space", help="built-in space name or .yaml path")
+    p.add_argument("--controller", default="evolution", help=f"one of {', '.join(sorted(CONTROLLERS))} (default evolution)")
+    p.add_argument("--dataset", help="data set (default: the space's, else cifar10)")
+    p.add_argument("--data-dir")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget-gpu-hours", type=float, metavar="H", help="device-hours (a CPU trial counts one device)")
+    budget.add_argument("--budget-trials", type=_positive_int, metavar="N", help="number of children")
+    p.add_argument("--objectives", default="accuracy,macs", help="comma-separated: accuracy, macs, params")
+    p.add_argument("--max-macs", type=parse_number, metavar="M")
+    p.add_argument("--max-params", type=parse_number, metavar="P")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--train-fraction", type=_fraction, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="fractional GPUs share one GPU (default 1 if any GPU, else 0)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--scheduler", choices=("asha",), help="multi-fidelity early stopping by Pareto rank")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", help="default runs/<date>-<space>-<controller>")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR (all settings come from it)")
+    p.add_argument("--ray-address", help="auto or host:port of an existing Ray cluster (default: local Ray)")
+    p.add_argument("--controller-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="controller setting, e.g. population=20 (repeatable)")
+    p.set_defaults(run=cmd_search)
+
+
+def _controller_options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--controller-option needs KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.search import SearchSettings, default_run_dir, run_search
+    from nas.space import load_space
+
+    if args.resume:
+        run_dir = run_search_resume(args.resume, args.ray_address)
+    else:
+        if not args.space:
+            raise UsageError("give --space SPACE (or --resume DIR)")
+        space = load_space(args.space)
+        gpus = args.gpus_per_trial
+        if gpus is None:
+            import torch
+
+            gpus = 1.0 if torch.cuda.is_available() else 0.0
+        settings = SearchSettings(
+            space=args.space, controller=args.controller, dataset=args.dataset or space.spec.dataset,
+            budget_gpu_hours=args.budget_gpu_hours, budget_trials=args.budget_trials,
+            objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+            max_macs=args.max_macs, max_params=args.max_params, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, train_fraction=args.train_fraction, gpus_per_trial=gpus, cpus_per_trial=args.cpus_per_trial,
+            seed=args.seed, run_dir=str(args.run_dir or default_run_dir(args.space, args.controller)),
+            ray_address=args.ray_address, scheduler=args.scheduler, data_dir=args.data_dir,
+            controller_options=_controller_options(args.controller_option))
+        from controllers import make_controller
+
+        make_controller(settings.controller, space, seed=0, objectives=settings.objectives,
+                        **settings.controller_options)  # fail fast on a bad controller or option
+        run_dir = run_search(settings)
+    print(run_dir)
+    return 0
+
+
+def run_search_resume(run_dir: str, ray_address: str | None) -> Path:
+    from dataclasses import replace
+
+    from nas.search import SearchSettings, run_search
+    from nas.store import RunStore
+
+    store = RunStore(run_dir)
+    settings = SearchSettings.from_dict(store.settings()["search"])
+    store.close()
+    settings = replace(settings, run_dir=str(Path(run_dir)), ray_address=ray_address or settings.ray_address)
+    return run_search(settings, resume=True)
+
+
+def add_report(sub) -> None:
+    p = sub.add_parser("report", help="the state of a run: trials, budget spent, Pareto front",
+                       description="Report on a run folder (finished, running or killed).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="the machine-readable state as one JSON object")
+    p.set_defaults(run=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas.report import run_state
+
+    state = run_state(args.run_dir)
+    if args.json:
+        print(json.dumps(state, default=_json_default))
+        return 0
+    from nas.table import format_table
+
+    rows = [[i, t["arch_id"], _pct(t["val_acc"]), _pct(t["test_acc"]), _mega(t["macs"]), _mega(t["params"]),
+             f"{t['device_s']:.1f}"] for i, t in enumerate(state["pareto_front"])]
+    print(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds)")
+    print(format_table(["rank", "arch_id", "val acc %", "test acc %", "M MACs", "M params", "device-s"], rows, align="rlrrrrr"))
+    c, b = state["counts"], state["budget"]
+    spent = f"{b['spent_device_hours']:.4f}" + (f" of {b['gpu_hours']} device-hours" if b["gpu_hours"] else " device-hours")
+    hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
+    print(f"trials: {c['ok']} finished, {c['failed']} failed, {c['stopped']} stopped, {c['running']} running | "
+          f"spent {spent} | hypervolume {hv}")
+    return 0
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _mega(x) -> str:
+    return "-" if x is None else f"{x / 1e6:.3f}"
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="run controllers on a tabular NAS benchmark (no training, no Ray)",
+                       description="Score a controller against real ground truth: training is a table lookup.")
+    p.add_argument("--space", required=True, choices=("nasbench201", "nasbench_macro"))
+    p.add_argument("--table", required=True, help="the benchmark's CSV (see ../shared/benchmarks)")
+    p.add_argument("--controller", default="evolution")
+    p.add_argument("--queries", type=_positive_int, default=150)
+    p.add_argument("--seeds", type=_positive_int, default=10)
+    p.add_argument("--objectives", default="accuracy")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nas.bench import format_bench, run_bench
+
+    if not Path(args.table).exists():
+        raise UsageError(f"{args.table}: no such table")
+    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    result = run_bench(args.space, args.table, args.controller, args.queries, args.seeds, objectives)
+    print(json.dumps(result, default=_json_default) if args.json else format_bench(result))
+    return 0
+
+
+COMMANDS = [add_train, add_search, add_report, add_bench]

@@ -1,0 +1,76 @@
+"""`nas search` as a user runs it: killed with SIGKILL and resumed; joined to a separate Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from nas.report import run_state
+from nas.store import RunStore
+
+SEARCH = [sys.executable, "-m", "nas", "search", "--space", "resnet_like", "--dataset", "digits", "--epochs", "2",
+          "--batch-size", "64", "--lr", "0.05", "--max-macs", "2M", "--controller-option", "population=3",
+          "--controller-option", "tournament=2"]
+
+
+def _finished(run_dir) -> int:
+    if not (run_dir / "run.sqlite").exists():
+        return 0
+    store = RunStore(run_dir)
+    try:
+        return sum(t.status != "running" for t in store.trials())
+    finally:
+        store.close()
+
+
+def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(SEARCH + ["--budget-trials", "6", "--run-dir", str(run)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while _finished(run) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    before = {t["trial_id"]: t for t in run_state(run)["trials"] if t["status"] != "running"}
+    assert len(before) >= 2
+    done = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run)], capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = run_state(run)
+    ids = [t["trial_id"] for t in state["trials"]]
+    assert ids == list(range(6))  # nothing lost, nothing repeated, the budget respected
+    assert all(t["status"] == "ok" for t in state["trials"])
+    for trial_id, old in before.items():  # finished children are kept as they were
+        now = state["trials"][trial_id]
+        assert (now["arch_id"], now["val_acc"], now["ended"]) == (old["arch_id"], old["val_acc"], old["ended"])
+    assert [e["kind"] for e in state["events"]][:2] == ["start", "resume"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_joins_an_existing_ray_cluster(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # Ray's token authentication, as a real cluster runs it
+    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120, env=env)
+    try:
+        run = tmp_path / "run"
+        done = subprocess.run(SEARCH + ["--budget-trials", "2", "--epochs", "1", "--run-dir", str(run),
+                                        "--ray-address", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300,
+                              env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert run_state(run)["counts"]["ok"] == 2
+        status = subprocess.run(["ray", "status", f"--address=127.0.0.1:{port}"], capture_output=True, text=True,
+                                timeout=60, env=env)
+        assert status.returncode == 0  # the cluster outlives the search that joined it
+    finally:
+        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
