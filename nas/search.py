@@ -21,6 +21,7 @@ import numpy as np
 from controllers import make_controller
 from controllers.base import Controller, objective_vector
 from nas.arch import Arch
+from nas.cost import arch_cost
 from nas.pareto import pareto_front
 from nas.progress import Progress
 from nas.space import load_space
@@ -190,8 +191,6 @@ def _searcher_class():
             self.live[tune_id] = (trial_id, time.time())
             self.progress.update(self._status())
             ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
-            from nas.cost import arch_cost
-
             return {"trial_id": trial_id, "arch": arch.to_dict(), "recipe": asdict(self.settings.recipe()),
                     "checkpoint": ckpt, "macs": arch_cost(arch).macs, "report_epochs": self.settings.scheduler == "asha"}
 
@@ -239,20 +238,19 @@ def _searcher_class():
 
 def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
     """Keep the checkpoints of the current Pareto set only."""
-    done = [t for t in store.trials() if t.status == "ok" and t.checkpoint]
-    if not done:
+    kept = [(t, objective_vector(t.metrics, objectives)) for t in store.trials() if t.status == "ok" and t.checkpoint]
+    kept = [(t, p) for t, p in kept if p is not None]
+    if not kept:
         return
-    points = [objective_vector(t.metrics, objectives) for t in done]
-    keep = set(pareto_front(np.array([p for p in points if p is not None]))) if any(points) else set()
-    valid = [t for t, p in zip(done, points) if p is not None]
-    for i, trial in enumerate(valid):
-        if i not in keep:
+    front = set(pareto_front(np.array([p for _, p in kept])).tolist())
+    for i, (trial, _) in enumerate(kept):
+        if i not in front:
             Path(trial.checkpoint).unlink(missing_ok=True)
             store.set_checkpoint(trial.trial_id, None)
 
 
-def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr) -> Path:
-    """Run (or resume) a search; returns the run folder."""
+def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr, trainable=child_trial) -> Path:
+    """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks)."""
     import ray
     from ray import tune
 
@@ -278,9 +276,11 @@ def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr) -
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    t_ray = time.perf_counter()
     ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", configure_logging=True, ignore_reinit_error=True)
     try:
+        store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
         resources = ray.cluster_resources()
         per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
         slots = int(resources.get("CPU", 1) // settings.cpus_per_trial)
@@ -290,7 +290,7 @@ def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr) -
                 raise ValueError(f"--gpus-per-trial {settings.gpus_per_trial}: the Ray cluster has {resources.get('GPU', 0)} GPUs")
         progress = Progress(out, total_h=settings.budget_gpu_hours)
         searcher = _searcher_class()(controller, store, settings, budget, progress, run_dir)
-        trainable = tune.with_resources(tune.with_parameters(child_trial, splits=splits), per_trial)
+        trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
         scheduler = None
         if settings.scheduler == "asha":
             from nas.schedulers import ParetoASHA

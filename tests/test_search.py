@@ -121,7 +121,7 @@ def test_settings_validation_says_what_to_do():
 
 
 def test_a_real_digits_search_on_ray(tmp_path):
-    settings = SearchSettings(space="resnet_like", controller="evolution", dataset="digits", budget_trials=4, epochs=1,
+    settings = SearchSettings(space="resnet_like", controller="evolution", dataset="digits", budget_trials=4, epochs=3,
                               batch_size=64, lr=0.05, max_macs=2e6, run_dir=str(tmp_path / "run"),
                               controller_options={"population": 2, "tournament": 1})
     out = io.StringIO()
