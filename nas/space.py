@@ -339,9 +339,10 @@ class SearchSpace:
     def sample_encoded(self, rng: np.random.Generator, max_macs: float | None = None,
                        max_params: float | None = None, max_tries: int = 10_000) -> list[int]:
         """Like sample, returning the option indices."""
+        limited = max_macs or max_params or self.spec.constraints
         for _ in range(max_tries):
             values = self.sample_values(rng)
-            if self.within_limits(self.decode(values), max_macs, max_params):
+            if not limited or self.within_limits(self.decode(values), max_macs, max_params):
                 return values
         raise ValueError(f"{self.name}: no architecture within max_macs={max_macs} max_params={max_params} "
                          f"in {max_tries} samples; raise the limits")
