@@ -59,7 +59,12 @@ def main() -> None:
     training = sum(t["metrics"].get("wall_s", 0.0) for t in state_r["trials"])
     print(f"digits: {args.children} children x {args.epochs} epochs in {wall_r:.1f} s wall on {slots} slots; "
           f"trainer time {training:.1f} s; Ray start {startup_r:.1f} s")
+    spans = [t["ended"] - t["started"] for t in state_r["trials"]]
+    per_trial = (sum(spans) - training) / len(spans)
+    print(f"per child: driver-side span - trainer time = {per_trial:.3f} s (start, report, store, checkpoint)")
     print(f"trivial_trials_per_second={args.trivial / loop:.2f}")
+    print(f"per_trial_overhead_s={per_trial:.3f}")
+    print(f"steady_overhead_share={1 - training / sum(spans):.3f}")
     print(f"digits_overhead_share={1 - training / (wall_r * slots):.3f}")
     print(f"digits_overhead_share_after_ray_start={1 - training / ((wall_r - startup_r) * slots):.3f}")
 

@@ -129,19 +129,34 @@ def child_trial(config: dict, splits=None) -> None:
 
 
 class Budget:
-    """Device-seconds spent and whether another child fits (estimated from finished ones)."""
+    """Device-seconds spent, and whether another child fits in what is left.
+
+    Running children are charged their predicted cost (a least-squares fit of device-seconds on
+    multiply-adds over the finished ones) less what they have used; a new child is charged the
+    mean cost. A child starts when the projected total stays within half a child of the budget.
+    """
 
     def __init__(self, settings: SearchSettings, spent_s: float, started: int):
         self.limit_s = settings.budget_gpu_hours * 3600 if settings.budget_gpu_hours else math.inf
         self.max_trials = settings.budget_trials or math.inf
         self.spent_s, self.started = spent_s, started
-        self.costs: list[float] = []
+        self.costs: list[tuple[float, float]] = []  # (macs, device-seconds) of finished children
 
     def estimate(self) -> float | None:
-        return float(np.median(self.costs)) if self.costs else None
+        """Expected device-seconds of a child not chosen yet."""
+        return float(np.mean([c for _, c in self.costs])) if self.costs else None
 
-    def allows(self, running: int) -> bool:
-        """Start another child only if it and the running ones fit in what is left."""
+    def predict(self, macs: float) -> float:
+        """Expected device-seconds of a child with this many multiply-adds."""
+        x = np.array([m for m, _ in self.costs], float)
+        y = np.array([c for _, c in self.costs], float)
+        if len(self.costs) < 3 or np.ptp(x) == 0:
+            return float(np.mean(y))
+        slope, intercept = np.polyfit(x, y, 1)
+        return float(max(slope, 0.0) * macs + max(intercept, 0.0)) if slope > 0 else float(np.mean(y))
+
+    def allows(self, running: list[tuple[float, float]]) -> bool:
+        """running: (macs, device-seconds used so far) of each child in flight."""
         if self.started >= self.max_trials:
             return False
         if self.limit_s == math.inf:
@@ -149,11 +164,12 @@ class Budget:
         est = self.estimate()
         if est is None:  # nothing finished yet: the first wave runs to learn the cost
             return self.spent_s < self.limit_s
-        return self.spent_s + (running + 1) * est <= self.limit_s + 0.5 * est
+        committed = sum(max(self.predict(m) - used, 0.0) for m, used in running)
+        return self.spent_s + committed + est <= self.limit_s + 0.5 * est
 
-    def record(self, device_s: float) -> None:
+    def record(self, device_s: float, macs: float = 0.0) -> None:
         self.spent_s += device_s
-        self.costs.append(device_s)
+        self.costs.append((float(macs), float(device_s)))
 
 
 def _searcher_class():
@@ -167,7 +183,7 @@ def _searcher_class():
             super().__init__()  # metric and mode come from TuneConfig
             self.controller, self.store, self.settings = controller, store, settings
             self.budget, self.progress, self.run_dir = budget, progress, run_dir
-            self.live: dict[str, tuple[int, float]] = {}  # Tune trial id -> (our trial id, start time)
+            self.live: dict[str, tuple[int, float, float]] = {}  # Tune id -> (our trial id, start time, macs)
             self.replay = sorted(controller.pending.items())  # children a killed run left unfinished
             self.done = False
 
@@ -179,7 +195,7 @@ def _searcher_class():
             if self.replay:
                 trial_id, values = self.replay.pop(0)
                 arch = self.controller.space.decode(values)
-            elif self.done or not self.budget.allows(len(self.live)):
+            elif self.done or not self.budget.allows(self._running()):
                 self.done = True  # the budget is spent: let the running children finish, start none
                 return None if self.live else Searcher.FINISHED
             else:
@@ -188,14 +204,15 @@ def _searcher_class():
                 self.budget.started += 1
                 self.store.save_controller(self.controller.state_dict())
             self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
-            self.live[tune_id] = (trial_id, time.time())
+            macs = arch_cost(arch).macs
+            self.live[tune_id] = (trial_id, time.time(), macs)
             self.progress.update(self._status())
             ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
             return {"trial_id": trial_id, "arch": arch.to_dict(), "recipe": asdict(self.settings.recipe()),
-                    "checkpoint": ckpt, "macs": arch_cost(arch).macs, "report_epochs": self.settings.scheduler == "asha"}
+                    "checkpoint": ckpt, "macs": macs, "report_epochs": self.settings.scheduler == "asha"}
 
         def on_trial_complete(self, tune_id: str, result: dict | None = None, error: bool = False) -> None:
-            trial_id, started = self.live.pop(tune_id, (None, time.time()))
+            trial_id, started, macs = self.live.pop(tune_id, (None, time.time(), 0))
             if trial_id is None:
                 return
             result = dict(result or {})
@@ -214,10 +231,14 @@ def _searcher_class():
             ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
             self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
                                     str(ckpt) if ckpt.exists() else None)
-            self.budget.record(device_s)
+            self.budget.record(device_s, macs)
             if self.settings.keep_checkpoints == "pareto":
                 prune_checkpoints(self.store, self.settings.objectives)
             self.progress.update(self._status(), final_line=True)
+
+        def _running(self) -> list[tuple[float, float]]:
+            now, devices = time.time(), self.settings.devices_per_trial
+            return [(macs, (now - started) * devices) for _, started, macs in self.live.values()]
 
         def _status(self) -> dict:
             trials = self.controller.history
@@ -271,7 +292,7 @@ def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr, t
         controller.load_state_dict(state)
     finished = list(store.iter_finished())
     budget = Budget(settings, store.device_seconds(), started=controller.next_id)
-    budget.costs = [t.device_s for t in finished if t.device_s > 0]
+    budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
     store.log("resume" if resume else "start", {"finished": len(finished)})
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -251,7 +251,8 @@ def _train(arch, splits, recipe, device, result, on_epoch, checkpoint) -> None:
             scheduler.step()
             loss_sum += loss.detach()
         train_loss = loss_sum.item() / steps_per_epoch  # one sync per epoch
-        train_time += time.perf_counter() - t0
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
         images += steps_per_epoch * recipe.batch_size
         if not math.isfinite(train_loss):
             result.status, result.epochs = "diverged", epoch
@@ -259,7 +260,8 @@ def _train(arch, splits, recipe, device, result, on_epoch, checkpoint) -> None:
         val_acc, val_loss = evaluate(model, val, 512, autocast, channels_last)
         result.val_acc, result.val_loss, result.train_loss, result.epochs = val_acc, val_loss, train_loss, epoch
         result.images_per_s = images / train_time if train_time else 0.0
-        metrics = {"epoch": epoch, "train_loss": train_loss, "val_acc": val_acc, "val_loss": val_loss}
+        metrics = {"epoch": epoch, "train_loss": train_loss, "val_acc": val_acc, "val_loss": val_loss,
+                   "images_per_s": steps_per_epoch * recipe.batch_size / epoch_time}
         result.history.append(metrics)
         if on_epoch is not None and on_epoch(metrics):
             break

@@ -135,3 +135,13 @@ def test_a_real_digits_search_on_ray(tmp_path):
     for t in state["trials"]:  # only the Pareto set keeps its checkpoint
         assert (t["checkpoint"] is not None) == (t["trial_id"] in front_ids)
     assert "4 done, 0 running, 0 failed" in out.getvalue()
+
+
+def test_budget_charges_a_running_child_by_its_size():
+    settings = SearchSettings(space="nasbench_macro", budget_gpu_hours=100 / 3600, run_dir="unused")
+    budget = Budget(settings, spent_s=0.0, started=0)
+    for macs in (1e6, 2e6, 3e6, 4e6):
+        budget.record(macs / 1e6 * 5, macs)  # 5 device-seconds per million multiply-adds
+    assert budget.predict(10e6) == pytest.approx(50.0)
+    assert budget.allows([(1e6, 0.0)])  # 50 spent + 5 left for a small one + 12.5 for a new one
+    assert not budget.allows([(10e6, 0.0)])  # a big child in flight will spend the rest
