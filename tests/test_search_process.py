@@ -48,7 +48,7 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
     for trial_id, old in before.items():  # finished children are kept as they were
         now = state["trials"][trial_id]
         assert (now["arch_id"], now["val_acc"], now["ended"]) == (old["arch_id"], old["val_acc"], old["ended"])
-    assert [e["kind"] for e in state["events"]][:2] == ["start", "resume"]
+    assert [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume")] == ["start", "resume"]
 
 
 def _free_port() -> int:
