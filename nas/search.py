@@ -270,7 +270,7 @@ def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
             store.set_checkpoint(trial.trial_id, None)
 
 
-def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr, trainable=child_trial) -> Path:
+def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial) -> Path:
     """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks)."""
     import ray
     from ray import tune
@@ -309,7 +309,7 @@ def run_search(settings: SearchSettings, resume: bool = False, out=sys.stderr, t
             slots = min(slots, int(resources.get("GPU", 0) // settings.gpus_per_trial))
             if slots < 1:
                 raise ValueError(f"--gpus-per-trial {settings.gpus_per_trial}: the Ray cluster has {resources.get('GPU', 0)} GPUs")
-        progress = Progress(out, total_h=settings.budget_gpu_hours)
+        progress = Progress(out or sys.stderr, total_h=settings.budget_gpu_hours)
         searcher = _searcher_class()(controller, store, settings, budget, progress, run_dir)
         trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
         scheduler = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -120,13 +121,18 @@ def test_settings_validation_says_what_to_do():
     assert SearchSettings.from_dict(s.to_dict()) == s
 
 
-def test_a_real_digits_search_on_ray(tmp_path):
-    settings = SearchSettings(space="resnet_like", controller="evolution", dataset="digits", budget_trials=4, epochs=3,
-                              batch_size=64, lr=0.05, max_macs=2e6, run_dir=str(tmp_path / "run"),
-                              controller_options={"population": 2, "tournament": 1})
-    out = io.StringIO()
-    run_search(settings, out=out)
-    state = run_state(tmp_path / "run")
+def test_a_real_digits_search_through_the_cli(tmp_path, capsys):
+    from nas.cli import main
+
+    run = tmp_path / "run"
+    code = main(["search", "--space", "resnet_like", "--dataset", "digits", "--budget-trials", "4", "--epochs", "3",
+                 "--batch-size", "64", "--lr", "0.05", "--max-macs", "2M", "--run-dir", str(run),
+                 "--controller-option", "population=2", "--controller-option", "tournament=1"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(run.resolve())
+    assert "4 done, 0 running, 0 failed" in captured.err
+    state = run_state(run)
     assert state["counts"]["ok"] == 4
     assert all(t["val_acc"] is not None and t["macs"] <= 2e6 and t["device_s"] > 0 for t in state["trials"])
     assert max(t["val_acc"] for t in state["trials"]) > 30  # chance is 10%
@@ -134,7 +140,40 @@ def test_a_real_digits_search_on_ray(tmp_path):
     assert front_ids
     for t in state["trials"]:  # only the Pareto set keeps its checkpoint
         assert (t["checkpoint"] is not None) == (t["trial_id"] in front_ids)
-    assert "4 done, 0 running, 0 failed" in out.getvalue()
+    assert main(["report", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["ok"] == 4
+    assert main(["report", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert "multiply-adds" in table and "4 finished, 0 failed" in table
+    assert main(["report", str(tmp_path)]) == 2  # not a run folder: one line, exit 2
+    assert "not a nas run folder" in capsys.readouterr().err
+
+
+def _dies_first_time(config: dict, splits=None) -> None:
+    """A worker that is killed (os._exit) on its child's first attempt, or on every attempt for child 1."""
+    import os
+    from pathlib import Path
+
+    from ray import tune
+
+    marker = Path(config["checkpoint"]).with_suffix(".attempted")
+    if config["trial_id"] == 1 or not marker.exists():
+        marker.touch()
+        os._exit(1)
+    tune.report({"status": "ok", "val_acc": 50.0, "macs": config["macs"], "final": True, "elapsed_s": 0.1})
+
+
+def test_a_lost_worker_is_retried_once(tmp_path):
+    import sys
+
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
+    settings = SearchSettings(space="nasbench_macro", controller="random", dataset="digits", budget_trials=2,
+                              run_dir=str(tmp_path / "run"), keep_checkpoints="all")
+    run_search(settings, out=io.StringIO(), trainable=_dies_first_time)
+    statuses = [t["status"] for t in run_state(tmp_path / "run")["trials"]]
+    assert statuses == ["ok", "failed: ray worker lost (retried once)"]
 
 
 def test_budget_charges_a_running_child_by_its_size():

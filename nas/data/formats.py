@@ -20,7 +20,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
 CIFAR_PIXELS = 3 * 32 * 32
 
 
-class DatasetError(Exception):
+class DatasetError(ValueError):
     """A data set is missing, corrupt or misconfigured; the CLI prints the one-line message and exits 2."""
 
     def __init__(self, message: str) -> None:
