@@ -288,3 +288,37 @@ def test_export_macro_arch(capsys, tmp_path):
         assert json_lines(inspected)[0]["params"] == 1_985_514
     code, _, err = run(capsys, "export", "nasbench_macro:22212220", "-o", str(tmp_path / "m.py"), "--format", "tf")
     assert code == 2 and "invalid choice" in err
+
+
+def test_train_command_reports_json(capsys):
+    from nas.cli import main
+
+    assert main(["train", "nasbench_macro:1,0,1,0,0,1,0,0", "--dataset", "digits", "--epochs", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "ok" and result["epochs"] == 1 and result["params"] > 0
+
+
+def test_train_without_the_data_set_is_one_line_exit_2(tmp_path, capsys):
+    from nas.cli import main
+
+    code = main(["train", "resnet18", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(tmp_path) in err
+
+
+def test_bench_command_on_a_generated_table(tmp_path, capsys):
+    import itertools
+
+    from nas.cli import main
+
+    rows = ["arch,mean_test_acc,std,test_acc_run1,test_acc_run2,test_acc_run3,params,flops"]
+    for digits in itertools.product("012", repeat=8):
+        acc = 80 + sum(int(d) for d in digits) * 0.7
+        rows.append(f"{''.join(digits)},{acc},0,{acc},{acc},{acc},{1000 + sum(map(int, digits))},{5000 + sum(map(int, digits))}")
+    table = tmp_path / "macro.csv"
+    table.write_text("\n".join(rows) + "\n")
+    assert main(["bench", "--space", "nasbench_macro", "--table", str(table), "--controller", "evolution",
+                 "--queries", "60", "--seeds", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["seeds"] in (3, [0, 1, 2]) and result["queries"] == 60
+    assert 80 < result["mean_test_acc"] <= 80 + 16 * 0.7 + 1e-9
