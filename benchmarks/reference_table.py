@@ -10,22 +10,8 @@ module and no torchvision: the published figures are copied in below.
 from __future__ import annotations
 
 from nas.cost import arch_cost
-from nas.reference import REFERENCES, reference
+from nas.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
 
-# name: (exact parameter count, documented GFLOPS) from torchvision's model documentation
-TORCHVISION = {
-    "resnet18": (11_689_512, 1.814),
-    "resnet34": (21_797_672, 3.664),
-    "resnet50": (25_557_032, 4.089),
-    "resnet101": (44_549_160, 7.801),
-    "resnet152": (60_192_808, 11.514),
-    "resnext50_32x4d": (25_028_904, 4.23),
-    "resnext101_32x8d": (88_791_336, 16.41),
-    "wide_resnet50_2": (68_883_240, 11.4),
-    "mobilenet_v2": (3_504_872, 0.301),
-    "vgg16": (138_357_544, 15.47),
-    "alexnet": (61_100_840, 0.714),
-}
 
 
 def main() -> None:

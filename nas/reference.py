@@ -10,6 +10,22 @@ from nas.channels import make_divisible
 REFERENCES: dict[str, Callable[[], Arch]] = {}
 IMAGENET = (3, 224, 224)
 
+# Published figures for the references: (exact parameter count, documented GFLOPS, which are
+# multiply-adds) from torchvision's model documentation; tests and benchmarks compare against them.
+TORCHVISION_FIGURES = {
+    "resnet18": (11_689_512, 1.814),
+    "resnet34": (21_797_672, 3.664),
+    "resnet50": (25_557_032, 4.089),
+    "resnet101": (44_549_160, 7.801),
+    "resnet152": (60_192_808, 11.514),
+    "resnext50_32x4d": (25_028_904, 4.23),
+    "resnext101_32x8d": (88_791_336, 16.41),
+    "wide_resnet50_2": (68_883_240, 11.4),
+    "mobilenet_v2": (3_504_872, 0.301),
+    "vgg16": (138_357_544, 15.47),
+    "alexnet": (61_100_840, 0.714),
+}
+
 
 def register_reference(fn: Callable[[], Arch]) -> Callable[[], Arch]:
     """Decorator: the function's name becomes the reference's name."""
