@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from nas.arch import Arch
-from nas.build import Call, plan
+from nas.build import plan
 from nas.layers import LayerRow, Tally
 from nas.network import Head
 
