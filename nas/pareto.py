@@ -10,6 +10,19 @@ def dominates(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(a <= b) and np.any(a < b))
 
 
+def _front_2d(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated points of an (n, 2) array, by one sorted sweep."""
+    order = np.lexsort((points[:, 1], points[:, 0]))
+    mask = np.zeros(len(points), bool)
+    best_y, last = np.inf, None
+    for i in order:
+        x, y = points[i]
+        if y < best_y or (last is not None and x == last[0] and y == last[1]):  # equal points tie
+            mask[i] = True
+            best_y, last = min(best_y, y), (x, y)
+    return mask
+
+
 def non_dominated_ranks(points: np.ndarray) -> np.ndarray:
     """Front index of every point (0 = the Pareto front), by repeated peeling."""
     points = np.asarray(points, float)
@@ -17,6 +30,8 @@ def non_dominated_ranks(points: np.ndarray) -> np.ndarray:
     ranks = np.full(n, -1)
     if n == 0:
         return ranks
+    if points.shape[1] <= 2 or n > 2000:  # sweeps: no n x n matrices for big runs
+        return _ranks_by_sweeps(points)
     # dominated[i, j]: j dominates i
     le = np.all(points[None, :, :] <= points[:, None, :], axis=2)
     lt = np.any(points[None, :, :] < points[:, None, :], axis=2)
@@ -31,9 +46,37 @@ def non_dominated_ranks(points: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _ranks_by_sweeps(points: np.ndarray) -> np.ndarray:
+    ranks = np.full(len(points), -1)
+    remaining = np.arange(len(points))
+    rank = 0
+    while len(remaining):
+        mask = _front_mask(points[remaining])
+        ranks[remaining[mask]] = rank
+        remaining = remaining[~mask]
+        rank += 1
+    return ranks
+
+
+def _front_mask(points: np.ndarray) -> np.ndarray:
+    if points.shape[1] == 1:
+        return points[:, 0] == points[:, 0].min()
+    if points.shape[1] == 2:
+        return _front_2d(points)
+    keep = np.ones(len(points), bool)  # more objectives: compare each point against the rest in blocks
+    for i in range(len(points)):
+        if keep[i]:
+            dominated = np.all(points[i] <= points, axis=1) & np.any(points[i] < points, axis=1)
+            keep &= ~dominated
+    return keep
+
+
 def pareto_front(points: np.ndarray) -> np.ndarray:
     """Indices of the non-dominated points."""
-    return np.flatnonzero(non_dominated_ranks(points) == 0)
+    points = np.asarray(points, float)
+    if len(points) == 0:
+        return np.array([], int)
+    return np.flatnonzero(_front_mask(points.reshape(len(points), -1)))
 
 
 def crowding_distance(points: np.ndarray) -> np.ndarray:
