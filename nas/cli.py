@@ -200,22 +200,51 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def add_export(sub) -> None:
     p = sub.add_parser("export", help="write an architecture as standalone PyTorch code, TorchScript or ONNX",
                        description="Export TARGET: a .py file needing only torch (plus model.pt with --weights, "
-                                   "and arch.json), a TorchScript file or an ONNX file. Prints the written paths.")
+                                   "and arch.json), a TorchScript file or an ONNX file. TARGET may be a run folder "
+                                   "with --trial ID or --pareto-index K: the child's trained weights come along when "
+                                   "the run kept them. Prints the written paths.")
     add_target_args(p, many=False)
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="output file (or folder)")
     p.add_argument("--weights", metavar="W", help="a state_dict checkpoint to load (e.g. from a trial)")
     p.add_argument("--format", choices=("py", "torchscript", "onnx"), default="py")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, metavar="ID", help="with a run folder: the child with this trial id")
+    which.add_argument("--pareto-index", type=int, metavar="K", help="with a run folder: the K-th front architecture "
+                                                                       "(the rank column of nas report)")
     p.set_defaults(run=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nas.export import export
+    from pathlib import Path
 
-    found = list(targets(args))
-    if len(found) != 1:
-        raise UsageError(f"export takes exactly one architecture, the target gave {len(found)}")
+    from nas.export import export
+    from nas.store import DB_NAME
+
+    weights = args.weights
+    if (Path(args.targets) / DB_NAME).is_file():  # a run folder: pick one of its children
+        from nas.report import pick_trial, run_state, trial_weights
+        from nas.train import load_checkpoint
+
+        if args.input or args.classes:
+            raise UsageError("--input/--classes do not apply to a run folder (its children were trained at one shape)")
+        record = pick_trial(run_state(args.targets), args.trial, args.pareto_index)
+        arch = Arch.from_dict(record["arch"])
+        kept = None if weights else trial_weights(args.targets, record)
+        if kept:
+            _, arch, _ = load_checkpoint(kept)  # the network as trained (a proxy resolution changes its input)
+            weights = kept
+        elif not weights:
+            print(f"nas: note: {args.targets} kept no weights for trial {record['trial_id']} (a run keeps its "
+                  "Pareto front's checkpoints); writing the architecture untrained", file=sys.stderr)
+    else:
+        if args.trial is not None or args.pareto_index is not None:
+            raise UsageError(f"--trial and --pareto-index need a run folder; {args.targets} has no {DB_NAME}")
+        found = list(targets(args))
+        if len(found) != 1:
+            raise UsageError(f"export takes exactly one architecture, the target gave {len(found)}")
+        arch = found[0][1]
     try:
-        paths = export(found[0][1], args.output, weights=args.weights, format=args.format)
+        paths = export(arch, args.output, weights=weights, format=args.format)
     except ModuleNotFoundError as err:
         if err.name not in ("onnx", "onnxscript"):
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 from nas.cli import UsageError, _positive_int, add_target_args, parse_number, targets
@@ -151,40 +152,141 @@ def run_search_resume(run_dir: str, ray_address: str | None) -> Path:
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", help="the state of a run: trials, budget spent, Pareto front",
-                       description="Report on a run folder (finished, running or killed).")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--json", action="store_true", help="the machine-readable state as one JSON object")
+    p = sub.add_parser("report", help="a run's Pareto front, totals and report files (csv, json, png, html)",
+                       description="Report on a run folder (finished, running or killed): the accuracy-vs-MACs front "
+                                   "and totals on the terminal; pareto.csv, pareto.json, pareto.png, hypervolume.png "
+                                   "and a self-contained report.html written into the folder (or -o DIR). "
+                                   "--compare RUN_A RUN_B ... puts several runs on one plot (compare.png, compare.html).")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    p.add_argument("--json", action="store_true", help="the machine-readable state (with the front's summaries) "
+                                                      "as one JSON object; writes no files")
+    p.add_argument("--compare", nargs="+", metavar="RUN", help="compare these runs (and RUN_DIR, if given)")
+    p.add_argument("-o", "--output", metavar="DIR", help="where the files go (default: the run folder; "
+                                                         "with --compare, the current directory)")
     p.set_defaults(run=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nas.report import run_state
+    from nas.report import front_rows, json_default, run_phase, run_state, write_report
 
+    if args.compare:
+        return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
+    if not args.run_dir:
+        raise UsageError("give RUN_DIR (or --compare RUN_A RUN_B ...)")
     state = run_state(args.run_dir)
+    rows = front_rows(state)
     if args.json:
-        print(json.dumps(state, default=_json_default))
+        print(json.dumps({**state, "front": rows}, default=json_default))
         return 0
+    from nas.report_html import front_cells, front_header
     from nas.table import format_table
 
-    rows = [[i, t["arch_id"], _pct(t["val_acc"]), _pct(t["test_acc"]), _mega(t["macs"]), _mega(t["params"]),
-             f"{t['device_s']:.1f}"] for i, t in enumerate(state["pareto_front"])]
-    print(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds)")
-    print(format_table(["rank", "arch_id", "val acc %", "test acc %", "M MACs", "M params", "device-s"], rows, align="rlrrrrr"))
+    header, numeric = front_header(rows)
+    retrained = any(r.get("final_val_acc") is not None for r in rows)
+    print(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})")
+    print(format_table(header, [front_cells(r, retrained) for r in rows],
+                       align="".join("r" if c == "n" else "l" for c in numeric)))
+    running = [t for t in state["trials"] if t["status"] == "running"]
+    if running:
+        print("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
+              + (f" and {len(running) - 10} more" if len(running) > 10 else ""))
     c, b = state["counts"], state["budget"]
     spent = f"{b['spent_device_hours']:.4f}" + (f" of {b['gpu_hours']} device-hours" if b["gpu_hours"] else " device-hours")
     hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
     print(f"trials: {c['ok']} finished, {c['failed']} failed, {c['stopped']} stopped, {c['running']} running | "
           f"spent {spent} | hypervolume {hv}")
+    reasons = Counter(t["status"] for t in state["trials"] if t["status"] not in ("ok", "running", "stopped"))
+    if reasons:
+        print("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
+              + (f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""))
+    out = Path(args.output) if args.output else Path(args.run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_report(out, state, rows)
+    print(f"wrote {', '.join(p.name for p in paths)} in {out}")
+    return 0
+
+
+def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
+    from nas.report import write_compare
+    from nas.table import format_table
+
+    if len(run_dirs) < 2:
+        raise UsageError("--compare needs at least two run folders")
+    paths, runs, scale = write_compare(run_dirs, out_dir)
+    rows = []
+    for r in runs:
+        s = r["state"]
+        best = max((t["val_acc"] for t in s["pareto_front"] if t["val_acc"] is not None), default=None)
+        rows.append({"run": r["label"], "run_dir": s["run_dir"], "finished": s["counts"]["ok"], "failed": s["counts"]["failed"],
+                     "device_hours": s["budget"]["spent_device_hours"], "front": len(s["pareto_front"]),
+                     "best_val_acc": best, "hypervolume": r["hypervolume"]})
+    if as_json:
+        print(json.dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}, default=_json_default))
+        return 0
+    print(format_table(["run", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
+                       [[r["run"], r["finished"], r["failed"], f"{r['device_hours']:.4f}", r["front"], _pct(r["best_val_acc"]),
+                         "-" if r["hypervolume"] is None else f"{r['hypervolume']:.4f}"] for r in rows], align="lrrrrrr"))
+    print(f"hypervolumes share one reference point: 0% accuracy and {scale or 0:,.0f} multiply-adds")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def add_retrain(sub) -> None:
+    p = sub.add_parser("retrain", help="train a found architecture from scratch with a longer recipe",
+                       description="Train one child of RUN_DIR again from scratch on the full training split at full "
+                                   "resolution, with the run's recipe but more epochs, and report validation and test "
+                                   "accuracy; the result is recorded in the run, so nas report shows it beside the "
+                                   "proxy accuracy.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pareto-index", type=int, metavar="K", help="the K-th front architecture (nas report's rank)")
+    which.add_argument("--trial", type=int, metavar="ID", help="the child with this trial id")
+    p.add_argument("--epochs", type=_positive_int, required=True)
+    p.add_argument("--batch-size", type=_positive_int, help="default: the run's")
+    p.add_argument("--lr", type=float, help="default: the run's")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(run=cmd_retrain)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from dataclasses import asdict, replace
+
+    from nas.arch import Arch
+    from nas.data import load_splits
+    from nas.report import pick_trial, run_state
+    from nas.search import SearchSettings
+    from nas.store import RunStore
+    from nas.train import train_child, with_overrides
+
+    state = run_state(args.run_dir)
+    record = pick_trial(state, args.trial, args.pareto_index)
+    settings = SearchSettings.from_dict(state["settings"])
+    # The run's recipe, minus its proxies (a share of the data, a lower resolution), trained longer.
+    recipe = replace(with_overrides(settings.recipe(), batch_size=args.batch_size, lr=args.lr), epochs=args.epochs,
+                     train_fraction=1.0, resolution=0, device=args.device, threads=0, eval_test=True)
+    splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
+    checkpoint = Path(args.run_dir) / "checkpoints" / f"retrain_trial_{record['trial_id']}_e{args.epochs}.pt"
+    result = train_child(Arch.from_dict(record["arch"]), splits, recipe, checkpoint=checkpoint)
+    metrics = {k: v for k, v in result.to_dict().items() if k != "history"}
+    store = RunStore(args.run_dir)
+    try:
+        store.add_retrain(record["trial_id"], asdict(recipe), metrics, result.device_s,
+                          str(checkpoint) if checkpoint.exists() else None)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"trial_id": record["trial_id"], "proxy_val_acc": record["val_acc"], **metrics}, default=_json_default))
+        return 0
+    test = _pct(result.test_acc)
+    print(f"trial {record['trial_id']} ({record['arch_id']}) retrained {result.epochs} epochs: {result.status}   "
+          f"final val {result.val_acc:.2f}% / test {test}%   proxy val {_pct(record['val_acc'])}%   "
+          f"{result.wall_s:.1f} s on {result.device}")
     return 0
 
 
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.2f}"
-
-
-def _mega(x) -> str:
-    return "-" if x is None else f"{x / 1e6:.3f}"
 
 
 def _json_default(value):
@@ -217,4 +319,4 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [add_train, add_search, add_report, add_bench]
+COMMANDS = [add_train, add_search, add_report, add_retrain, add_bench]

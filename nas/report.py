@@ -1,34 +1,64 @@
-"""The state of a run folder as data: settings, every trial, budget spent, the Pareto front."""
+"""The state of a run folder as data: settings, every trial, budget spent, the Pareto front.
+
+Also the pieces `nas report`, `nas export RUN_DIR` and `nas retrain` share: the front as table rows
+with summaries, the hypervolume against device-hours (one incremental sweep), the report files.
+Reference architectures trained in a run carry `"reference": "<name>"` in their metrics; they are
+drawn and listed, but kept out of the front and the hypervolume, which measure what the search found.
+"""
 
 from __future__ import annotations
 
+import csv
+import gc
+import json
+import math
+from bisect import bisect_left
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from controllers.base import objective_vector
-from nas.pareto import hypervolume_2d, non_dominated_ranks
+from controllers.base import OBJECTIVES
+from nas.pareto import hypervolume_2d, pareto_front
 from nas.store import RunStore
+
+CSV_COLUMNS = ("rank", "trial_id", "arch_id", "val_acc", "test_acc", "macs", "params", "activation_bytes",
+               "device_s", "final_val_acc", "final_test_acc", "checkpoint", "summary")
 
 
 def run_state(run_dir: str | Path) -> dict:
     """Machine-readable state of a run, finished, running or killed (reads what is there)."""
+    # Every object built here stays alive; the cyclic GC would rescan them all repeatedly (~40% of the
+    # time on 10,000 trials), so it pauses while the state is built.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_state(run_dir)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _run_state(run_dir: str | Path) -> dict:
     store = RunStore(run_dir)
     try:
         settings = store.settings()
         trials = store.trials()
         events = store.events()
+        retrains = store.retrains()
     finally:
         store.close()
     search = settings.get("search", {})
     objectives = tuple(search.get("objectives", ("accuracy", "macs")))
     done = [t for t in trials if t.status == "ok"]
-    points = [objective_vector(t.metrics, objectives) for t in done]
-    valid = [(t, p) for t, p in zip(done, points) if p is not None]
-    ranks = non_dominated_ranks(np.array([p for _, p in valid])) if valid else np.array([])
-    front = sorted((t for (t, _), r in zip(valid, ranks) if r == 0), key=lambda t: t.metrics.get("macs", 0))
+    searched = [t for t in done if not t.metrics.get("reference")]
+    valid = [(t, p) for t in searched if (p := _objective_vector(t.metrics, objectives)) is not None]
+    # one sweep for the front alone: peeling every rank costs seconds on 10,000 trials
+    on_front = pareto_front(np.array([p for _, p in valid])) if valid else []
+    front = sorted((valid[i][0] for i in on_front), key=lambda t: (t.metrics.get("macs") or 0, t.trial_id))
     budget_h = search.get("budget_gpu_hours")
     spent_h = sum(t.device_s for t in trials if t.status != "running") / 3600
+    scale = hypervolume_scale([t.metrics for t in searched], search.get("max_macs"))
     return {
         "run_dir": str(Path(run_dir)),
         "settings": search,
@@ -40,20 +70,231 @@ def run_state(run_dir: str | Path) -> dict:
         "budget": {"gpu_hours": budget_h, "spent_device_hours": spent_h,
                    "spent_fraction": spent_h / budget_h if budget_h else None},
         "pareto_front": [_trial_dict(t) for t in front],
-        "hypervolume": front_hypervolume([t.metrics for t in front]),
+        "hypervolume": front_hypervolume([t.metrics for t in front], scale),
+        "hypervolume_reference": {"val_acc": 0.0, "macs": scale},
+        "references": [_trial_dict(t) for t in done if t.metrics.get("reference")],
+        "retrains": retrains,
         "events": [{"at": at, "kind": kind, "detail": d} for at, kind, d in events],
         "flops_note": "macs are multiply-adds",
     }
 
 
+def hypervolume_scale(metrics: list[dict], max_macs: float | None = None) -> float | None:
+    """The MACs end of the hypervolume box: the run's --max-macs, else 1.1 x the largest child's."""
+    if max_macs:
+        return float(max_macs)
+    macs = [m["macs"] for m in metrics if m.get("macs")]
+    return max(macs) * 1.1 if macs else None
+
+
 def front_hypervolume(metrics: list[dict], max_macs: float | None = None) -> float | None:
     """Hypervolume of (accuracy in [0,1], macs / max_macs) points, reference (0 accuracy, max_macs)."""
-    pts = [(m.get("val_acc"), m.get("macs")) for m in metrics if m.get("val_acc") is not None and m.get("macs")]
+    pts = [(m.get("val_acc"), m.get("macs")) for m in metrics if _finite(m.get("val_acc")) and m.get("macs")]
     if not pts:
         return None
     scale = max_macs or max(mac for _, mac in pts) * 1.1
     arr = np.array([(-acc / 100.0, mac / scale) for acc, mac in pts])
     return hypervolume_2d(arr, np.array([0.0, 1.0]))
+
+
+class IncrementalFront:
+    """A 2-D front (accuracy up, MACs down) whose hypervolume is updated per point in O(log n + removed).
+
+    The front is kept sorted by MACs, so accuracy rises along it, and the dominated area is the sum of
+    (acc_i - acc_{i-1}) * (1 - macs_i); a new point changes only its own term, the terms of the points
+    it removes and the term of its right neighbour.
+    """
+
+    def __init__(self, scale: float):
+        self.scale = scale
+        self.macs: list[float] = []  # normalised by scale, ascending
+        self.acc: list[float] = []  # fractions, ascending
+        self.volume = 0.0
+
+    def add(self, val_acc: float, macs: float) -> float:
+        """Insert one child (accuracy in %, multiply-adds); returns the hypervolume after it."""
+        a, m = val_acc / 100.0, macs / self.scale
+        if not (a > 0 and m < 1):  # outside the reference box: dominates nothing inside it
+            return self.volume
+        pos = bisect_left(self.macs, m)
+        prev = self.acc[pos - 1] if pos else 0.0
+        if prev >= a or (pos < len(self.macs) and self.macs[pos] == m and self.acc[pos] >= a):
+            return self.volume
+        end = pos
+        while end < len(self.acc) and self.acc[end] <= a:
+            end += 1
+        old, last = 0.0, prev
+        for k in range(pos, min(end + 1, len(self.acc))):
+            old += (self.acc[k] - last) * (1 - self.macs[k])
+            last = self.acc[k]
+        new = (a - prev) * (1 - m)
+        if end < len(self.acc):
+            new += (self.acc[end] - a) * (1 - self.macs[end])
+        self.volume += new - old
+        self.macs[pos:end] = [m]
+        self.acc[pos:end] = [a]
+        return self.volume
+
+
+def hypervolume_curve(trials: list[dict], scale: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(device-hours spent, front hypervolume) after each finished trial, in order of end time."""
+    finished = sorted((t for t in trials if t["status"] != "running"),
+                      key=lambda t: (t["ended"] if t["ended"] is not None else math.inf, t["trial_id"]))
+    hours = np.cumsum([t["device_s"] for t in finished]) / 3600 if finished else np.zeros(0)
+    front = IncrementalFront(scale or 1.0)
+    volume = []
+    for t in finished:
+        usable = t["status"] == "ok" and not t["metrics"].get("reference") and _finite(t["val_acc"]) and t["macs"]
+        volume.append(front.add(t["val_acc"], t["macs"]) if usable and scale else front.volume)
+    return hours, np.array(volume, float)
+
+
+def front_rows(state: dict) -> list[dict]:
+    """The front as report rows: metrics, activation memory, a summary and the latest retraining."""
+    from nas.arch import Arch
+    from nas.cost import arch_cost
+    from nas.summary import summarize
+
+    latest = {r["trial_id"]: r for r in state.get("retrains", [])}  # later rows win
+    rows = []
+    for rank, t in enumerate(state["pareto_front"]):
+        row = {"rank": rank, **{k: t[k] for k in ("trial_id", "arch_id", "val_acc", "test_acc", "macs", "params",
+                                                   "device_s", "checkpoint")}}
+        try:
+            arch = Arch.from_dict(t["arch"])
+            row["summary"], row["activation_bytes"], row["arch_name"] = summarize(arch), arch_cost(arch).activation_bytes, arch.name
+        except (ValueError, KeyError, TypeError) as err:  # a foreign or damaged record: say so, keep reporting
+            row["summary"], row["activation_bytes"], row["arch_name"] = f"(unreadable architecture: {err})", None, ""
+        retrain = latest.get(t["trial_id"])
+        row["final_val_acc"] = retrain["metrics"].get("val_acc") if retrain else None
+        row["final_test_acc"] = retrain["metrics"].get("test_acc") if retrain else None
+        row["final_epochs"] = retrain["recipe"].get("epochs") if retrain else None
+        rows.append(row)
+    return rows
+
+
+def pick_trial(state: dict, trial: int | None = None, pareto_index: int | None = None) -> dict:
+    """One trial of a run by id or by its index on the front (the report's rank column)."""
+    if (trial is None) == (pareto_index is None):
+        raise ValueError("give exactly one of --trial ID or --pareto-index K for a run folder")
+    if pareto_index is not None:
+        front = state["pareto_front"]
+        if not 0 <= pareto_index < len(front):
+            span = f"0..{len(front) - 1}" if front else "none yet"
+            raise ValueError(f"--pareto-index {pareto_index}: {state['run_dir']} has {len(front)} architecture(s) "
+                             f"on its front ({span}; see nas report)")
+        return front[pareto_index]
+    found = [t for t in state["trials"] if t["trial_id"] == trial]
+    if not found:
+        raise ValueError(f"--trial {trial}: no such trial in {state['run_dir']}")
+    return found[0]
+
+
+def trial_weights(run_dir: str | Path, record: dict) -> Path | None:
+    """The trial's checkpoint when the run kept it (looked up in the folder too, for runs moved since)."""
+    if not record.get("checkpoint"):
+        return None
+    path = Path(record["checkpoint"])
+    if path.exists():
+        return path
+    moved = Path(run_dir) / "checkpoints" / path.name
+    return moved if moved.exists() else None
+
+
+def write_tables(run_dir: str | Path, rows: list[dict]) -> list[Path]:
+    """pareto.csv and pareto.json in the run folder."""
+    out = Path(run_dir)
+    with open(out / "pareto.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row.get(k) is None else row[k] for k in CSV_COLUMNS])
+    (out / "pareto.json").write_text(json.dumps(rows, indent=1, default=json_default) + "\n")
+    return [out / "pareto.csv", out / "pareto.json"]
+
+
+def write_report(run_dir: str | Path, state: dict | None = None, rows: list[dict] | None = None) -> list[Path]:
+    """Every report file in the run folder: pareto.csv/.json/.png, hypervolume.png, report.html."""
+    from nas.plots import hypervolume_png, pareto_png
+    from nas.report_html import report_html
+
+    state = state if state is not None else run_state(run_dir)
+    rows = rows if rows is not None else front_rows(state)
+    out = Path(run_dir)
+    written = write_tables(out, rows)
+    hours, volume = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"])
+    images = {"pareto": pareto_png(state, f"{out.name}: accuracy vs multiply-adds"),
+              "hypervolume": hypervolume_png([(out.name, hours, volume)])}
+    for name, data in images.items():
+        (out / f"{name}.png").write_bytes(data)
+        written.append(out / f"{name}.png")
+    (out / "report.html").write_text(report_html(state, rows, images), encoding="utf-8")
+    return written + [out / "report.html"]
+
+
+def write_compare(run_dirs: list[str | Path], out_dir: str | Path) -> tuple[list[Path], list[dict], float | None]:
+    """compare.png and compare.html for several runs, their hypervolumes under one reference point (its MACs returned)."""
+    from nas.plots import compare_png
+    from nas.report_html import compare_html
+
+    states = [run_state(d) for d in run_dirs]
+    # one box for every run: the largest of their own boxes, so no run's front is cut off
+    scale = max((s["hypervolume_reference"]["macs"] for s in states if s["hypervolume_reference"]["macs"]), default=None)
+    runs = []
+    for d, s in zip(run_dirs, states):
+        hours, volume = hypervolume_curve(s["trials"], scale)
+        runs.append({"label": _label(d, runs), "state": s, "hours": hours, "volume": volume,
+                     "hypervolume": front_hypervolume([t["metrics"] for t in s["pareto_front"]], scale),
+                     "rows": front_rows(s)})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    image = compare_png(runs)
+    (out / "compare.png").write_bytes(image)
+    (out / "compare.html").write_text(compare_html(runs, scale, image), encoding="utf-8")
+    return [out / "compare.png", out / "compare.html"], runs, scale
+
+
+def _label(run_dir: str | Path, earlier: list[dict]) -> str:
+    """A run's folder name, made unique among the runs compared."""
+    name, taken = Path(run_dir).resolve().name or str(run_dir), {r["label"] for r in earlier}
+    label, k = name, 1
+    while label in taken:
+        k += 1
+        label = f"{name} ({k})"
+    return label
+
+
+def run_phase(state: dict) -> str:
+    """Whether the run finished, is going (or was killed while children ran), or stopped early."""
+    marks = [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume", "end")]
+    if marks and marks[-1] == "end" and not state["counts"]["running"]:
+        return "finished"
+    if state["counts"]["running"]:
+        return (f"in progress, or killed: {state['counts']['running']} trial(s) marked running "
+                "(nas search --resume continues a killed run)")
+    return "not finished: no end event (still starting, or stopped before its budget was spent)"
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what json cannot write: numpy numbers, paths."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _objective_vector(metrics: dict, objectives: tuple[str, ...]) -> list[float] | None:
+    """controllers.base.objective_vector without numpy scalars, which cost ~25 us a call on 10,000 trials."""
+    out = []
+    for name in objectives:
+        value = metrics.get("val_acc" if name == "accuracy" else name)
+        if not _finite(value):
+            return None
+        out.append(-float(value) if OBJECTIVES[name] == "max" else float(value))
+    return out
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _trial_dict(t) -> dict:

@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE TABLE IF NOT EXISTS controller (id INTEGER PRIMARY KEY CHECK (id = 0), state TEXT NOT NULL, saved REAL);
 CREATE TABLE IF NOT EXISTS events (at REAL NOT NULL, kind TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS retrains (       -- `nas retrain`: a found child trained again with a longer recipe
+    retrain_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial_id INTEGER NOT NULL,
+    recipe TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    device_s REAL NOT NULL DEFAULT 0,
+    ended REAL,
+    checkpoint TEXT
+);
 """
 
 
@@ -142,3 +151,15 @@ class RunStore:
 
     def events(self) -> list[tuple[float, str, Any]]:
         return [(at, kind, json.loads(d) if d else None) for at, kind, d in self.db.execute("SELECT * FROM events ORDER BY at")]
+
+    # retrains -------------------------------------------------------------------------------
+    def add_retrain(self, trial_id: int, recipe: dict, metrics: dict, device_s: float, checkpoint: str | None = None) -> None:
+        """Record one retraining of a trial's architecture (the report shows it beside the proxy result)."""
+        self._tx([("INSERT INTO retrains (trial_id, recipe, metrics, device_s, ended, checkpoint) VALUES (?, ?, ?, ?, ?, ?)",
+                   (trial_id, json.dumps(recipe), json.dumps(metrics), float(device_s), time.time(), checkpoint))])
+
+    def retrains(self) -> list[dict]:
+        """Every retraining, oldest first: trial_id, recipe, metrics, device_s, ended, checkpoint."""
+        rows = self.db.execute("SELECT trial_id, recipe, metrics, device_s, ended, checkpoint FROM retrains ORDER BY retrain_id")
+        return [{"trial_id": t, "recipe": json.loads(r), "metrics": json.loads(m), "device_s": d, "ended": e, "checkpoint": c}
+                for t, r, m, d, e, c in rows]
