@@ -3,5 +3,6 @@
 from controllers.base import CONTROLLERS, Controller, Observation, Proposal, make_controller, register_controller
 from controllers import evolution, random_search  # noqa: F401  (register the built-in controllers)
 from controllers import optuna_samplers  # noqa: F401  (tpe, nsga2)
+from controllers import rl  # noqa: F401  (rl: REINFORCE on an LSTM policy)
 
 __all__ = ["CONTROLLERS", "Controller", "Observation", "Proposal", "make_controller", "register_controller"]
