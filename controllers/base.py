@@ -19,6 +19,11 @@ from nas.arch import Arch
 from nas.space import SearchSpace
 
 CONTROLLERS: dict[str, type["Controller"]] = {}
+
+
+class Exhausted(Exception):
+    """The controller has nothing more to propose (the search ends once the running children finish)."""
+
 OBJECTIVES = {"accuracy": "max", "macs": "min", "params": "min"}
 
 
@@ -82,6 +87,7 @@ class Controller(ABC):
     """Ask/tell over a search space's decisions, with limits enforced on every proposal."""
 
     name = "base"
+    tabular = True  # False: needs trained weights, so a lookup-table benchmark cannot run it
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, objectives: tuple[str, ...] = ("accuracy",),
                  max_macs: float | None = None, max_params: float | None = None):
@@ -128,6 +134,10 @@ class Controller(ABC):
 
     def observe(self, obs: Observation) -> None:
         """Learn from a finished child (history is already updated)."""
+
+    def annotations(self, values: list[int]) -> dict:
+        """Metrics the controller knows of a child before it trains, recorded beside its results."""
+        return {}
 
     def state_dict(self) -> dict:
         """Everything needed to continue: RNG, ids, pending and finished children (JSON-able)."""

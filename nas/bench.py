@@ -224,6 +224,9 @@ def run_search(space_name: str, table: Table, controller_name: str, queries: int
         raise ValueError(f"queries must be >= 1 (got {queries})")
     options = {**TABULAR_DEFAULTS.get(controller_name, {}), **(controller_options or {})}
     ctrl = make_controller(controller_name, _space(space_name), seed=seed, objectives=tuple(objectives), **options)
+    if not ctrl.tabular:
+        raise ValueError(f"controller {controller_name!r} needs trained weights (a supernet), which a tabular "
+                         "benchmark does not have; run it with nas search")
     rows = np.empty(queries, dtype=np.int64)
     for q in range(queries):
         proposal = ctrl.ask()

@@ -206,6 +206,9 @@ def add_export(sub) -> None:
     add_target_args(p, many=False)
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="output file (or folder)")
     p.add_argument("--weights", metavar="W", help="a state_dict checkpoint to load (e.g. from a trial)")
+    p.add_argument("--from-supernet", action="store_true",
+                   help="with a weight-sharing run folder: slice the child's weights out of the run's supernet "
+                        "(a fine-tuning start point) instead of taking its own trained weights")
     p.add_argument("--format", choices=("py", "torchscript", "onnx"), default="py")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, metavar="ID", help="with a run folder: the child with this trial id")
@@ -227,8 +230,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         if args.input or args.classes:
             raise UsageError("--input/--classes do not apply to a run folder (its children were trained at one shape)")
-        record = pick_trial(run_state(args.targets), args.trial, args.pareto_index)
+        state = run_state(args.targets)
+        record = pick_trial(state, args.trial, args.pareto_index)
         arch = Arch.from_dict(record["arch"])
+        if args.from_supernet:
+            if weights:
+                raise UsageError("give --weights or --from-supernet, not both")
+            weights = _supernet_weights(Path(args.targets), state, arch)
         kept = None if weights else trial_weights(args.targets, record)
         if kept:
             _, arch, _ = load_checkpoint(kept)  # the network as trained (a proxy resolution changes its input)
@@ -237,8 +245,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"nas: note: {args.targets} kept no weights for trial {record['trial_id']} (a run keeps its "
                   "Pareto front's checkpoints); writing the architecture untrained", file=sys.stderr)
     else:
-        if args.trial is not None or args.pareto_index is not None:
-            raise UsageError(f"--trial and --pareto-index need a run folder; {args.targets} has no {DB_NAME}")
+        if args.trial is not None or args.pareto_index is not None or args.from_supernet:
+            raise UsageError(f"--trial, --pareto-index and --from-supernet need a run folder; {args.targets} has no {DB_NAME}")
         found = list(targets(args))
         if len(found) != 1:
             raise UsageError(f"export takes exactly one architecture, the target gave {len(found)}")
@@ -252,6 +260,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _supernet_weights(run_dir, state: dict, arch: Arch) -> dict:
+    """The child's tensors sliced out of a weight-sharing run's supernet, as a state_dict."""
+    from nas.space import load_space
+    from nas.supernet import Supernet
+    from nas.weight_sharing import SUPERNET_FILE
+
+    path = run_dir / SUPERNET_FILE
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: no {SUPERNET_FILE}; --from-supernet needs a run of --controller weight-sharing "
+                         "whose supernet finished training")
+    return Supernet.load(path, space=load_space(state["settings"]["space"])).child_state_dict(arch)
 
 
 COMMANDS: list[Callable] = [add_spaces, add_sample, add_inspect, add_export]

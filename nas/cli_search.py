@@ -167,7 +167,7 @@ def add_report(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nas.report import front_rows, json_default, run_phase, run_state, write_report
+    from nas.report import front_rows, json_default, run_phase, run_state, weight_sharing_line, write_report
 
     if args.compare:
         return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
@@ -178,14 +178,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**state, "front": rows}, default=json_default))
         return 0
-    from nas.report_html import front_cells, front_header
+    from nas.report_html import front_table
     from nas.table import format_table
 
-    header, numeric = front_header(rows)
-    retrained = any(r.get("final_val_acc") is not None for r in rows)
+    header, cells, numeric = front_table(rows)
     print(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})")
-    print(format_table(header, [front_cells(r, retrained) for r in rows],
-                       align="".join("r" if c == "n" else "l" for c in numeric)))
+    print(format_table(header, cells, align="".join("r" if c == "n" else "l" for c in numeric)))
     running = [t for t in state["trials"] if t["status"] == "running"]
     if running:
         print("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
@@ -195,6 +193,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
     print(f"trials: {c['ok']} finished, {c['failed']} failed, {c['stopped']} stopped, {c['running']} running | "
           f"spent {spent} | hypervolume {hv}")
+    ws = weight_sharing_line(state)
+    if ws:
+        print(ws)
     reasons = Counter(t["status"] for t in state["trials"] if t["status"] not in ("ok", "running", "stopped"))
     if reasons:
         print("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))

@@ -234,9 +234,12 @@ if __name__ == "__main__":
 '''
 
 
-def _load_weights(model: nn.Module, arch: Arch, weights: str | Path) -> None:
-    """Load a checkpoint ({"state_dict": ...} or a raw state_dict) strictly, refusing another architecture's."""
-    data = torch.load(weights, map_location="cpu", weights_only=True)
+def _load_weights(model: nn.Module, arch: Arch, weights: str | Path | dict) -> None:
+    """Load a checkpoint ({"state_dict": ...} or a raw state_dict; a path or in memory) strictly,
+    refusing another architecture's."""
+    data = weights if isinstance(weights, dict) else torch.load(weights, map_location="cpu", weights_only=True)
+    if isinstance(weights, dict):
+        weights = "the given state_dict"
     state = data["state_dict"] if isinstance(data, dict) and "state_dict" in data else data
     if isinstance(data, dict) and isinstance(data.get("arch"), str):
         trained = Arch.from_json(data["arch"]).arch_id
@@ -258,7 +261,7 @@ def _torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptMod
         return torch.jit.trace(model, example)
 
 
-def export(arch: Arch, out_path: str | Path, *, weights: str | Path | None = None, format: str = "py") -> list[Path]:
+def export(arch: Arch, out_path: str | Path, *, weights: str | Path | dict | None = None, format: str = "py") -> list[Path]:
     """Write arch as a .py file (+ model.pt with weights, + arch.json), TorchScript or ONNX; returns the paths."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r} (known: {', '.join(FORMATS)})")

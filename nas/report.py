@@ -46,6 +46,8 @@ def _run_state(run_dir: str | Path) -> dict:
         trials = store.trials()
         events = store.events()
         retrains = store.retrains()
+        phases = store.phases()
+        inherited = store.inherited()
     finally:
         store.close()
     search = settings.get("search", {})
@@ -57,7 +59,7 @@ def _run_state(run_dir: str | Path) -> dict:
     on_front = pareto_front(np.array([p for _, p in valid])) if valid else []
     front = sorted((valid[i][0] for i in on_front), key=lambda t: (t.metrics.get("macs") or 0, t.trial_id))
     budget_h = search.get("budget_gpu_hours")
-    spent_h = sum(t.device_s for t in trials if t.status != "running") / 3600
+    spent_h = (sum(t.device_s for t in trials if t.status != "running") + sum(p["device_s"] for p in phases.values())) / 3600
     scale = hypervolume_scale([t.metrics for t in searched], search.get("max_macs"))
     return {
         "run_dir": str(Path(run_dir)),
@@ -74,9 +76,50 @@ def _run_state(run_dir: str | Path) -> dict:
         "hypervolume_reference": {"val_acc": 0.0, "macs": scale},
         "references": [_trial_dict(t) for t in done if t.metrics.get("reference")],
         "retrains": retrains,
+        "phases": phases,
+        "weight_sharing": weight_sharing_summary(inherited, trials) if inherited else None,
         "events": [{"at": at, "kind": kind, "detail": d} for at, kind, d in events],
         "flops_note": "macs are multiply-adds",
     }
+
+
+def weight_sharing_summary(inherited: list[dict], trials: list) -> dict:
+    """Children scored with inherited weights, and how their ranking agrees with stand-alone training.
+
+    Kendall's tau and Spearman's rho (scipy) between inherited and stand-alone validation accuracy
+    over the children trained from scratch in this run (None below three such children).
+    """
+    from scipy import stats
+
+    by_arch = {r["arch_id"]: r["metrics"] for r in inherited}
+    pairs = [(by_arch[t.arch_id]["val_acc"], t.metrics["val_acc"]) for t in trials
+             if t.status == "ok" and t.arch_id in by_arch and _finite(t.metrics.get("val_acc"))]
+    tau = rho = None
+    if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
+        a, b = zip(*pairs)
+        tau, rho = float(stats.kendalltau(a, b).statistic), float(stats.spearmanr(a, b).statistic)
+    accs = [m["val_acc"] for m in by_arch.values() if _finite(m.get("val_acc"))]
+    return {"children": len(inherited), "best_inherited_val_acc": max(accs, default=None), "retrained": len(pairs),
+            "kendall_tau": tau, "spearman_rho": rho}
+
+
+def phase_seconds(state: dict) -> float:
+    """Device-seconds of a run's phases (work charged to the budget outside the children)."""
+    return float(sum(p["device_s"] for p in (state.get("phases") or {}).values()))
+
+
+def weight_sharing_line(state: dict) -> str | None:
+    """A weight-sharing run's phases and how inherited accuracy ranked the retrained children, in one line."""
+    ws = state.get("weight_sharing")
+    if not ws:
+        return None
+    best = "-" if ws["best_inherited_val_acc"] is None else f"{ws['best_inherited_val_acc']:.2f}%"
+    corr = "" if ws["kendall_tau"] is None else (f" Inherited vs stand-alone validation accuracy of the {ws['retrained']} "
+                                                  f"children trained from scratch: Kendall tau {ws['kendall_tau']:.3f}, "
+                                                  f"Spearman {ws['spearman_rho']:.3f}.")
+    phases = ", ".join(f"{name} {p['device_s'] / 3600:.4f}" for name, p in state.get("phases", {}).items())
+    return (f"Weight sharing: {ws['children']} children scored with weights inherited from the supernet "
+            f"(best {best}).{corr} Device-hours by phase: {phases}.")
 
 
 def hypervolume_scale(metrics: list[dict], max_macs: float | None = None) -> float | None:
@@ -136,11 +179,14 @@ class IncrementalFront:
         return self.volume
 
 
-def hypervolume_curve(trials: list[dict], scale: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """(device-hours spent, front hypervolume) after each finished trial, in order of end time."""
+def hypervolume_curve(trials: list[dict], scale: float | None, start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(device-hours spent, front hypervolume) after each finished trial, in order of end time.
+
+    start_s: device-seconds spent before the first child (a weight-sharing run's supernet and scoring).
+    """
     finished = sorted((t for t in trials if t["status"] != "running"),
                       key=lambda t: (t["ended"] if t["ended"] is not None else math.inf, t["trial_id"]))
-    hours = np.cumsum([t["device_s"] for t in finished]) / 3600 if finished else np.zeros(0)
+    hours = (start_s + np.cumsum([t["device_s"] for t in finished])) / 3600 if finished else np.zeros(0)
     front = IncrementalFront(scale or 1.0)
     volume = []
     for t in finished:
@@ -159,7 +205,8 @@ def front_rows(state: dict) -> list[dict]:
     rows = []
     for rank, t in enumerate(state["pareto_front"]):
         row = {"rank": rank, **{k: t[k] for k in ("trial_id", "arch_id", "val_acc", "test_acc", "macs", "params",
-                                                   "device_s", "checkpoint")}}
+                                                   "device_s", "checkpoint")},
+               "inherited_val_acc": t["metrics"].get("inherited_val_acc")}  # weight sharing: the supernet's score
         try:
             arch = Arch.from_dict(t["arch"])
             row["summary"], row["activation_bytes"], row["arch_name"] = summarize(arch), arch_cost(arch).activation_bytes, arch.name
@@ -222,7 +269,7 @@ def write_report(run_dir: str | Path, state: dict | None = None, rows: list[dict
     rows = rows if rows is not None else front_rows(state)
     out = Path(run_dir)
     written = write_tables(out, rows)
-    hours, volume = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"])
+    hours, volume = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state))
     images = {"pareto": pareto_png(state, f"{out.name}: accuracy vs multiply-adds"),
               "hypervolume": hypervolume_png([(out.name, hours, volume)])}
     for name, data in images.items():
@@ -242,7 +289,7 @@ def write_compare(run_dirs: list[str | Path], out_dir: str | Path) -> tuple[list
     scale = max((s["hypervolume_reference"]["macs"] for s in states if s["hypervolume_reference"]["macs"]), default=None)
     runs = []
     for d, s in zip(run_dirs, states):
-        hours, volume = hypervolume_curve(s["trials"], scale)
+        hours, volume = hypervolume_curve(s["trials"], scale, phase_seconds(s))
         runs.append({"label": _label(d, runs), "state": s, "hours": hours, "volume": volume,
                      "hypervolume": front_hypervolume([t["metrics"] for t in s["pareto_front"]], scale),
                      "rows": front_rows(s)})

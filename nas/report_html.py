@@ -93,17 +93,17 @@ def final(row: dict) -> str:
     return f"{pct(row['final_val_acc'])} / {pct(row.get('final_test_acc'))}"
 
 
-def front_header(rows: list[dict]) -> tuple[list[str], str]:
+def front_table(rows: list[dict]) -> tuple[list[str], list[list[Any]], str]:
+    """Header, cells and column kinds (n numeric, l text) of front rows; optional columns only when filled."""
+    inherited = any(r.get("inherited_val_acc") is not None for r in rows)
     retrained = any(r.get("final_val_acc") is not None for r in rows)
-    header = ["rank", "trial", "arch id", "proxy val %", *(["final val / test %"] if retrained else []), "test %",
-              "MACs", "params", "act. memory", "device-s", "architecture"]
-    return header, "nnlnn" + ("n" if retrained else "") + "nnnnl"
-
-
-def front_cells(row: dict, retrained: bool) -> list[Any]:
-    return [row["rank"], row["trial_id"], row["arch_id"], pct(row["val_acc"]), *([final(row)] if retrained else []),
-            pct(row["test_acc"]), si(row["macs"]), si(row["params"]), size(row.get("activation_bytes")),
-            f"{row['device_s']:.1f}", row["summary"]]
+    header = ["rank", "trial", "arch id", *(["inherited val %"] if inherited else []), "proxy val %",
+              *(["final val / test %"] if retrained else []), "test %", "MACs", "params", "act. memory", "device-s",
+              "architecture"]
+    cells = [[r["rank"], r["trial_id"], r["arch_id"], *([pct(r.get("inherited_val_acc"))] if inherited else []),
+              pct(r["val_acc"]), *([final(r)] if retrained else []), pct(r["test_acc"]), si(r["macs"]), si(r["params"]),
+              size(r.get("activation_bytes")), f"{r['device_s']:.1f}", r["summary"]] for r in rows]
+    return header, cells, "nnl" + "n" * (inherited + 1 + retrained) + "nnnnl"
 
 
 def _stats(state: dict) -> str:
@@ -115,6 +115,13 @@ def _stats(state: dict) -> str:
              (hv, "hypervolume")]
     return '<div class="stats">' + "".join(f"<div class=\"stat\"><b>{_e(v)}</b><span>{_e(k)}</span></div>"
                                            for v, k in items) + "</div>"
+
+
+def _weight_sharing(state: dict) -> str:
+    from nas.report import weight_sharing_line
+
+    line = weight_sharing_line(state)
+    return f"<p>{_e(line)}</p>" if line else ""
 
 
 def _cost_table(arch_dict: dict) -> str:
@@ -199,21 +206,21 @@ def report_html(state: dict, rows: list[dict], images: dict[str, bytes], now: fl
     from nas.report import run_phase
 
     now = time.time() if now is None else now
-    retrained = any(r.get("final_val_acc") is not None for r in rows)
-    header, numeric = front_header(rows)
+    header, cells, numeric = front_table(rows)
     s = state["settings"]
     parts = [f"<h1>nas run report</h1><p class=\"sub\">{_e(state['run_dir'])}</p>",
              f"<p>{_e(s.get('space', '?'))} space · {_e(s.get('controller', '?'))} controller · "
              f"{_e(s.get('dataset', '?'))} · objectives {_e(', '.join(state['objectives']))} · {_e(run_phase(state))}</p>",
-             _stats(state), "<h2>Accuracy vs multiply-adds</h2>",
+             _stats(state), _weight_sharing(state), "<h2>Accuracy vs multiply-adds</h2>",
              _img(images["pareto"], "accuracy vs multiply-adds of every trial, the Pareto front highlighted",
                   "Grey: finished trials. Blue: the Pareto front, numbered by rank K. Stars: reference "
                   "architectures trained with the same recipe (when the run has them). FLOPs are multiply-adds."),
              _img(images["hypervolume"], "front hypervolume against device-hours",
                   f"Reference point: 0% accuracy and {si(state['hypervolume_reference']['macs'])} MACs."),
              f"<h2>Pareto front ({len(rows)})</h2>",
-             _table(header, [front_cells(r, retrained) for r in rows], numeric) if rows else "<p>No finished trials yet.</p>",
-             '<p class="muted">proxy val: the search\'s short training; final: <code>nas retrain</code>. '
+             _table(header, cells, numeric) if rows else "<p>No finished trials yet.</p>",
+             '<p class="muted">inherited val: scored with weights inherited from the supernet (weight sharing); '
+             'proxy val: the search\'s short training from scratch; final: <code>nas retrain</code>. '
              "MACs are multiply-adds; activation memory is every layer output at float32, batch 1.</p>"]
     refs = state.get("references", [])
     if refs:
@@ -251,8 +258,6 @@ def compare_html(runs: list[dict], scale: float | None, image: bytes) -> str:
         parts.append(f'<p class="warn">These runs use different data sets ({_e(", ".join(map(str, counts)))}); '
                      "their accuracies are not comparable.</p>")
     for r in runs:
-        header, numeric = front_header(r["rows"])
-        retrained = any(x.get("final_val_acc") is not None for x in r["rows"])
-        parts += [f"<h2>{_e(r['label'])}: front ({len(r['rows'])})</h2>",
-                  _table(header, [front_cells(x, retrained) for x in r["rows"]], numeric)]
+        header, cells, numeric = front_table(r["rows"])
+        parts += [f"<h2>{_e(r['label'])}: front ({len(r['rows'])})</h2>", _table(header, cells, numeric)]
     return _page("nas run comparison", "\n".join(parts))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from controllers import make_controller
-from controllers.base import Controller, objective_vector
+from controllers.base import Controller, Exhausted, objective_vector
 from nas.arch import Arch
 from nas.cost import arch_cost
 from nas.pareto import pareto_front
@@ -198,7 +198,11 @@ def _searcher_class():
                 self.done = True  # the budget is spent: let the running children finish, start none
                 return None if self.live else Searcher.FINISHED
             else:
-                proposal = self.controller.ask()
+                try:
+                    proposal = self.controller.ask()
+                except Exhausted:  # nothing more to try: let the running children finish
+                    self.done = True
+                    return None if self.live else Searcher.FINISHED
                 trial_id, values, arch = proposal.trial_id, proposal.values, proposal.arch
                 self.budget.started += 1
                 self.store.save_controller(self.controller.state_dict())
@@ -225,6 +229,7 @@ def _searcher_class():
                 status = str(result.get("status", "failed: no result"))
             metrics = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and k not in ("trial_id",)}
             metrics["device_s"] = device_s
+            metrics.update(self.controller.annotations(self.controller.pending.get(trial_id, [])))
             usable = status in ("ok", "stopped")
             self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
             ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
@@ -290,8 +295,6 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
     if state:
         controller.load_state_dict(state)
     finished = list(store.iter_finished())
-    budget = Budget(settings, store.device_seconds(), started=controller.next_id)
-    budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
     store.log("resume" if resume else "start", {"finished": len(finished)})
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -301,6 +304,12 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
              logging_level="ERROR", configure_logging=True, ignore_reinit_error=True)
     try:
         store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+        if hasattr(controller, "score_children") and not controller.planned:
+            from nas.weight_sharing import prepare  # weight sharing: train the supernet and score children first
+
+            prepare(controller, settings, store, splits, run_dir, out or sys.stderr)
+        budget = Budget(settings, store.device_seconds(), started=controller.next_id)
+        budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
         resources = ray.cluster_resources()
         per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
         slots = int(resources.get("CPU", 1) // settings.cpus_per_trial)

@@ -41,6 +41,18 @@ CREATE TABLE IF NOT EXISTS retrains (       -- `nas retrain`: a found child trai
     ended REAL,
     checkpoint TEXT
 );
+CREATE TABLE IF NOT EXISTS phases (         -- work done outside the children, charged to the budget (a supernet)
+    name TEXT PRIMARY KEY,
+    device_s REAL NOT NULL DEFAULT 0,
+    detail TEXT,
+    ended REAL
+);
+CREATE TABLE IF NOT EXISTS inherited (      -- children scored with weights inherited from a supernet
+    arch_id TEXT PRIMARY KEY,
+    arch TEXT NOT NULL,
+    decisions TEXT NOT NULL,
+    metrics TEXT NOT NULL
+);
 """
 
 
@@ -144,7 +156,10 @@ class RunStore:
         yield from (t for t in self.trials() if t.status != "running")
 
     def device_seconds(self) -> float:
-        return float(self.db.execute("SELECT COALESCE(SUM(device_s), 0) FROM trials WHERE status != 'running'").fetchone()[0])
+        """Device-seconds charged to the budget: finished children plus phases (a supernet's training)."""
+        trials = self.db.execute("SELECT COALESCE(SUM(device_s), 0) FROM trials WHERE status != 'running'").fetchone()[0]
+        phases = self.db.execute("SELECT COALESCE(SUM(device_s), 0) FROM phases").fetchone()[0]
+        return float(trials) + float(phases)
 
     def log(self, kind: str, detail: Any = None) -> None:
         self._tx([("INSERT INTO events VALUES (?, ?, ?)", (time.time(), kind, json.dumps(detail)))])
@@ -163,3 +178,26 @@ class RunStore:
         rows = self.db.execute("SELECT trial_id, recipe, metrics, device_s, ended, checkpoint FROM retrains ORDER BY retrain_id")
         return [{"trial_id": t, "recipe": json.loads(r), "metrics": json.loads(m), "device_s": d, "ended": e, "checkpoint": c}
                 for t, r, m, d, e, c in rows]
+
+    # phases and inherited scores (weight sharing) --------------------------------------------
+    def finish_phase(self, name: str, device_s: float, detail: dict, inherited: list[tuple] = (),
+                     controller_state: dict | None = None) -> None:
+        """Record a finished phase, the children it scored (arch_id, arch_json, decisions, metrics) and
+        the controller state that follows from it, in one transaction."""
+        statements = [("INSERT OR REPLACE INTO phases VALUES (?, ?, ?, ?)", (name, float(device_s), json.dumps(detail), time.time()))]
+        statements += [("INSERT OR REPLACE INTO inherited VALUES (?, ?, ?, ?)", (a, arch, json.dumps(d), json.dumps(m)))
+                       for a, arch, d, m in inherited]
+        if controller_state is not None:
+            statements.append(("INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(controller_state), time.time())))
+        self._tx(statements)
+
+    def phases(self) -> dict[str, dict]:
+        """Finished phases by name: device_s, detail, ended."""
+        rows = self.db.execute("SELECT name, device_s, detail, ended FROM phases ORDER BY ended")
+        return {n: {"device_s": d, "detail": json.loads(t or "{}"), "ended": e} for n, d, t, e in rows}
+
+    def inherited(self) -> list[dict]:
+        """Children scored with inherited weights: arch_id, arch, decisions, metrics."""
+        rows = self.db.execute("SELECT arch_id, arch, decisions, metrics FROM inherited")
+        return [{"arch_id": a, "arch": json.loads(arch), "decisions": json.loads(d), "metrics": json.loads(m)}
+                for a, arch, d, m in rows]

@@ -63,8 +63,17 @@ def run_events(ctrl, events, outstanding, log, limit):
             log.append(("tell", trial_id))
 
 
+def make(name, space, **options):
+    """make_controller; a weight-sharing controller first scores children (synthetic inherited accuracy)."""
+    if name != "weight-sharing":
+        return make_controller(name, space, **options)
+    ctrl = make_controller(name, space, children=200, retrain=60, **options)
+    ctrl.score_children(lambda v: {"val_acc": reward(v) - 0.5 * v[0], "macs": arch_cost(space.decode(v)).macs})
+    return ctrl
+
+
 def full_run(name, space, limit, seed, objectives, **options):
-    ctrl = make_controller(name, space, seed=seed, objectives=objectives, max_macs=limit, **options)
+    ctrl = make(name, space, seed=seed, objectives=objectives, max_macs=limit, **options)
     log: list = []
     run_events(ctrl, schedule(STEPS), [], log, limit)
     return ctrl, log
@@ -73,14 +82,14 @@ def full_run(name, space, limit, seed, objectives, **options):
 def interrupted_run(name, space, limit, seed, objectives, **options):
     """The same run, snapshotted to JSON with two children pending and finished by a fresh controller."""
     events = schedule(STEPS)
-    first = make_controller(name, space, seed=seed, objectives=objectives, max_macs=limit, **options)
+    first = make(name, space, seed=seed, objectives=objectives, max_macs=limit, **options)
     outstanding: list = []
     log: list = []
     run_events(first, events[:INTERRUPT_AT], outstanding, log, limit)
     assert len(first.pending) == 2 and len(outstanding) == 2
     state = json.loads(json.dumps(first.state_dict()))  # JSON-serialisable, and survives a round trip
     del first
-    resumed = make_controller(name, space, seed=seed + 999, objectives=objectives, max_macs=limit, **options)
+    resumed = make(name, space, seed=seed + 999, objectives=objectives, max_macs=limit, **options)
     resumed.load_state_dict(state)  # the seed (RNG state) comes from the state
     assert sorted(resumed.pending) == sorted(t for t, _, _ in outstanding)
     run_events(resumed, events[INTERRUPT_AT:], outstanding, log, limit)
@@ -113,7 +122,7 @@ def test_controller_contract(name, space_name, objectives):
     assert json.dumps(resumed.state_dict()["history"]) == json.dumps(ctrl.state_dict()["history"])
 
     # a state saved right after loading is loadable again and continues identically too
-    twice = make_controller(name, space, seed=0, objectives=objectives, max_macs=limit)
+    twice = make(name, space, seed=0, objectives=objectives, max_macs=limit)
     twice.load_state_dict(json.loads(json.dumps(resumed.state_dict())))
     a, b = resumed.ask(), twice.ask()
     assert a.values == b.values and a.trial_id == b.trial_id == STEPS
