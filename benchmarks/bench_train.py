@@ -34,7 +34,7 @@ def baseline(arch, splits, batch_size: int, steps: int, device: torch.device, bf
     model = build_model(arch).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(param_groups(model, 5e-4), lr=0.05, momentum=0.9, nesterov=True)
+    opt = torch.optim.SGD(param_groups(model.parameters(), 5e-4), lr=0.05, momentum=0.9, nesterov=True)
     x_all = torch.from_numpy(splits.train_x).to(device)
     y_all = torch.from_numpy(splits.train_y).to(device)
     mean = torch.tensor(splits.info.mean, device=device).view(1, -1, 1, 1) * 255

@@ -24,8 +24,7 @@ import numpy as np
 
 from controllers.base import CONTROLLERS, Controller, Exhausted, make_controller, objective_vector, register_controller
 from nas.pareto import non_dominated_ranks
-
-SUPERNET_RULES = ("spos", "sandwich")
+from nas.supernet_train import RULES
 
 
 @register_controller("weight-sharing")
@@ -45,7 +44,7 @@ class WeightSharingController(Controller):
                            ("calib_batches", calib_batches), ("workers", 1 if workers is None else workers)):
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        if rule not in SUPERNET_RULES:
+        if rule not in RULES:
             raise ValueError(f"rule must be spos (one random child per step) or sandwich (largest, smallest and a "
                              f"random child per step), got {rule!r}")
         if supernet_lr is not None and not (isinstance(supernet_lr, (int, float)) and supernet_lr > 0):

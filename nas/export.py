@@ -237,9 +237,10 @@ if __name__ == "__main__":
 def _load_weights(model: nn.Module, arch: Arch, weights: str | Path | dict) -> None:
     """Load a checkpoint ({"state_dict": ...} or a raw state_dict; a path or in memory) strictly,
     refusing another architecture's."""
-    data = weights if isinstance(weights, dict) else torch.load(weights, map_location="cpu", weights_only=True)
     if isinstance(weights, dict):
-        weights = "the given state_dict"
+        data, weights = weights, "the given state_dict"  # (named so in the errors below)
+    else:
+        data = torch.load(weights, map_location="cpu", weights_only=True)
     state = data["state_dict"] if isinstance(data, dict) and "state_dict" in data else data
     if isinstance(data, dict) and isinstance(data.get("arch"), str):
         trained = Arch.from_json(data["arch"]).arch_id

@@ -59,7 +59,7 @@ def _run_state(run_dir: str | Path) -> dict:
     on_front = pareto_front(np.array([p for _, p in valid])) if valid else []
     front = sorted((valid[i][0] for i in on_front), key=lambda t: (t.metrics.get("macs") or 0, t.trial_id))
     budget_h = search.get("budget_gpu_hours")
-    spent_h = (sum(t.device_s for t in trials if t.status != "running") + sum(p["device_s"] for p in phases.values())) / 3600
+    spent_h = (sum(t.device_s for t in trials if t.status != "running") + phase_seconds(phases)) / 3600
     scale = hypervolume_scale([t.metrics for t in searched], search.get("max_macs"))
     return {
         "run_dir": str(Path(run_dir)),
@@ -103,9 +103,9 @@ def weight_sharing_summary(inherited: list[dict], trials: list) -> dict:
             "kendall_tau": tau, "spearman_rho": rho}
 
 
-def phase_seconds(state: dict) -> float:
+def phase_seconds(phases: dict[str, dict] | None) -> float:
     """Device-seconds of a run's phases (work charged to the budget outside the children)."""
-    return float(sum(p["device_s"] for p in (state.get("phases") or {}).values()))
+    return float(sum(p["device_s"] for p in (phases or {}).values()))
 
 
 def weight_sharing_line(state: dict) -> str | None:
@@ -269,7 +269,7 @@ def write_report(run_dir: str | Path, state: dict | None = None, rows: list[dict
     rows = rows if rows is not None else front_rows(state)
     out = Path(run_dir)
     written = write_tables(out, rows)
-    hours, volume = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state))
+    hours, volume = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state["phases"]))
     images = {"pareto": pareto_png(state, f"{out.name}: accuracy vs multiply-adds"),
               "hypervolume": hypervolume_png([(out.name, hours, volume)])}
     for name, data in images.items():
@@ -289,7 +289,7 @@ def write_compare(run_dirs: list[str | Path], out_dir: str | Path) -> tuple[list
     scale = max((s["hypervolume_reference"]["macs"] for s in states if s["hypervolume_reference"]["macs"]), default=None)
     runs = []
     for d, s in zip(run_dirs, states):
-        hours, volume = hypervolume_curve(s["trials"], scale, phase_seconds(s))
+        hours, volume = hypervolume_curve(s["trials"], scale, phase_seconds(s["phases"]))
         runs.append({"label": _label(d, runs), "state": s, "hours": hours, "volume": volume,
                      "hypervolume": front_hypervolume([t["metrics"] for t in s["pareto_front"]], scale),
                      "rows": front_rows(s)})

@@ -19,6 +19,7 @@ import numpy as np
 
 from controllers import make_controller
 from controllers.base import Controller, Exhausted, objective_vector
+from controllers.weight_sharing import WeightSharingController
 from nas.arch import Arch
 from nas.cost import arch_cost
 from nas.pareto import pareto_front
@@ -304,8 +305,8 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
              logging_level="ERROR", configure_logging=True, ignore_reinit_error=True)
     try:
         store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
-        if hasattr(controller, "score_children") and not controller.planned:
-            from nas.weight_sharing import prepare  # weight sharing: train the supernet and score children first
+        if isinstance(controller, WeightSharingController) and not controller.planned:
+            from nas.weight_sharing import prepare  # train the supernet and score children first
 
             prepare(controller, settings, store, splits, run_dir, out or sys.stderr)
         budget = Budget(settings, store.device_seconds(), started=controller.next_id)

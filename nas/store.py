@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS inherited (      -- children scored with weights inhe
 """
 
 
+def _controller_row(state: dict) -> tuple[str, tuple]:
+    """The statement that saves the controller state (one row, replaced)."""
+    return "INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(state), time.time())
+
+
 class NotARun(ValueError):
     """The folder holds no run."""
 
@@ -133,11 +138,11 @@ class RunStore:
         self._tx([
             ("UPDATE trials SET status=?, metrics=?, device_s=?, ended=?, checkpoint=? WHERE trial_id=?",
              (status, json.dumps(metrics), float(device_s), time.time(), checkpoint, trial_id)),
-            ("INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(controller_state), time.time())),
+            _controller_row(controller_state),
         ])
 
     def save_controller(self, state: dict) -> None:
-        self._tx([("INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(state), time.time()))])
+        self._tx([_controller_row(state)])
 
     def controller_state(self) -> dict | None:
         row = self.db.execute("SELECT state FROM controller WHERE id=0").fetchone()
@@ -188,7 +193,7 @@ class RunStore:
         statements += [("INSERT OR REPLACE INTO inherited VALUES (?, ?, ?, ?)", (a, arch, json.dumps(d), json.dumps(m)))
                        for a, arch, d, m in inherited]
         if controller_state is not None:
-            statements.append(("INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(controller_state), time.time())))
+            statements.append(_controller_row(controller_state))
         self._tx(statements)
 
     def phases(self) -> dict[str, dict]:

@@ -23,7 +23,7 @@ from nas.arch import Arch, ArchError
 from nas.cost import arch_cost
 from nas.space import SearchSpace, load_space
 from nas.supernet import Supernet, calibration_batches, evaluate_inherited, region
-from nas.train import DeviceData, lr_at, random_crop_flip, resolve_device
+from nas.train import DeviceData, lr_at, param_groups, random_crop_flip, resolve_device
 
 EpochCallback = Callable[[dict], bool | None]  # per-epoch metrics -> True to stop early
 RULES = ("spos", "sandwich")
@@ -69,11 +69,8 @@ class SupernetRecipe:
 def optimizer_for(supernet: Supernet, recipe: SupernetRecipe, params: dict[str, nn.Parameter] | None = None):
     """SGD + Nesterov over the parameter banks; weight decay on conv and linear weights only."""
     params = params if params is not None else supernet.bank_params()
-    decay = [p for p in params.values() if p.ndim > 1]
-    no_decay = [p for p in params.values() if p.ndim <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": recipe.weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}],
-                           lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
+    return torch.optim.SGD(param_groups(params.values(), recipe.weight_decay), lr=recipe.lr,
+                           momentum=recipe.momentum, nesterov=recipe.momentum > 0)
 
 
 def rebuild_optimizer(old: torch.optim.Optimizer, before: dict[str, nn.Parameter], supernet: Supernet,

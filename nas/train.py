@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -134,10 +134,10 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator
     return x
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict]:
     """Weight decay on conv and linear weights only, never on BatchNorm or biases."""
     decay, no_decay = [], []
-    for p in model.parameters():
+    for p in params:
         (decay if p.ndim > 1 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
@@ -225,7 +225,7 @@ def _train(arch, splits, recipe, device, result, on_epoch, checkpoint) -> None:
     forward = model
     if recipe.compile == "on" or (recipe.compile == "auto" and cuda and total >= 2000):
         forward = torch.compile(model)
-    optimizer = torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=recipe.lr,
+    optimizer = torch.optim.SGD(param_groups(model.parameters(), recipe.weight_decay), lr=recipe.lr,
                                 momentum=recipe.momentum, nesterov=recipe.momentum > 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, total, recipe, steps_per_epoch))
     pad = max(1, train.x.shape[-1] // 8) if recipe.augment else 0

@@ -25,11 +25,15 @@ from nas.supernet_train import SupernetRecipe, recipe_dict
 SUPERNET_FILE = "supernet.pt"
 
 
+def phase_device(settings) -> str:
+    """Where the phases run: on a GPU when the search's children do."""
+    return "cuda" if settings.gpus_per_trial else "cpu"
+
+
 def supernet_recipe(controller: WeightSharingController, settings) -> SupernetRecipe:
     """The supernet's training recipe: the search's batch size, lr and seed, the controller's epochs and rule."""
     return SupernetRecipe(epochs=controller.supernet_epochs, batch_size=settings.batch_size,
-                          lr=controller.supernet_lr or settings.lr, rule=controller.rule,
-                          device="cuda" if settings.gpus_per_trial else "cpu",
+                          lr=controller.supernet_lr or settings.lr, rule=controller.rule, device=phase_device(settings),
                           threads=max(1, int(settings.cpus_per_trial)), seed=settings.seed,
                           calib_batches=controller.calib_batches)
 
@@ -51,9 +55,10 @@ def prepare(controller: WeightSharingController, settings, store, splits, run_di
     if "supernet" not in store.phases() or not path.exists():
         _train_phase(controller, settings, store, splits, Path(run_dir), out)
     _score_phase(controller, settings, store, splits, path, out)
-    if settings.budget_gpu_hours and store.device_seconds() >= settings.budget_gpu_hours * 3600:
+    spent = store.device_seconds()
+    if settings.budget_gpu_hours and spent >= settings.budget_gpu_hours * 3600:
         print(f"weight sharing: note: the supernet and the scoring spent the whole budget "
-              f"({store.device_seconds() / 3600:.4f} of {settings.budget_gpu_hours} device-hours); no child will be "
+              f"({spent / 3600:.4f} of {settings.budget_gpu_hours} device-hours); no child will be "
               "trained from scratch. Give a larger budget or fewer supernet_epochs.", file=out, flush=True)
 
 
@@ -84,10 +89,11 @@ def _score_phase(controller, settings, store, splits, path: Path, out: TextIO) -
 
     print(f"weight sharing: scoring {controller.children} children with inherited weights ({controller.search})",
           file=out, flush=True)
-    task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial or 0)(score_children)
+    task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial or 0)(score_with_supernet)
     start = time.perf_counter()
     scored_controller, scored, stats = ray.get(task.remote(controller, str(path), splits, settings.batch_size,
-                                                           settings.seed, settings.cpus_per_trial))
+                                                           settings.seed, settings.cpus_per_trial,
+                                                           phase_device(settings)))
     wall = time.perf_counter() - start
     controller.load_state_dict(scored_controller.state_dict())
     rows = []
@@ -103,15 +109,15 @@ def _score_phase(controller, settings, store, splits, path: Path, out: TextIO) -
           f"training the best {len(controller.queue)} from scratch", file=out, flush=True)
 
 
-def score_children(controller: WeightSharingController, supernet_path: str, splits, batch_size: int, seed: int,
-                   cpus: float) -> tuple[WeightSharingController, list, dict]:
+def score_with_supernet(controller: WeightSharingController, supernet_path: str, splits, batch_size: int, seed: int,
+                        cpus: float, device: str) -> tuple[WeightSharingController, list, dict]:
     """Phase 2 where it runs (a Ray task): the controller after scoring, the scored children, timings."""
     import torch
 
     from nas.supernet import Supernet, calibration_batches, evaluate_inherited
     from nas.train import DeviceData, resolve_device
 
-    device = resolve_device("auto")
+    device = resolve_device(device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(cpus)))
     supernet = Supernet.load(supernet_path, space=controller.space).to(device).eval()

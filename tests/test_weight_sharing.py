@@ -7,7 +7,6 @@ controller in tests/test_controllers.py. The last test runs the whole route on R
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 
@@ -135,7 +134,7 @@ def test_search_loop_records_inherited_beside_standalone_and_ends_when_the_queue
     b = [t["val_acc"] for t in state["trials"]]
     assert ws["kendall_tau"] == pytest.approx(stats.kendalltau(a, b).statistic)
     assert ws["spearman_rho"] == pytest.approx(stats.spearmanr(a, b).statistic)
-    hours, _ = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state))
+    hours, _ = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state["phases"]))
     assert hours[0] == pytest.approx((2160 + 60) / 3600)  # the curve starts after the supernet and the scoring
     line = weight_sharing_line(state)
     assert f"Kendall tau {ws['kendall_tau']:.3f}" in line and "supernet 0.5000" in line and "inherited_search 0.1000" in line
