@@ -9,11 +9,15 @@ generator's state so a resumed search continues where it stopped.
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from nas.arch import Arch
 from nas.space import SearchSpace
@@ -37,10 +41,48 @@ def register_controller(name: str) -> Callable[[type["Controller"]], type["Contr
 
 
 def make_controller(name: str, space: SearchSpace, **kwargs: Any) -> "Controller":
-    """Instantiate a registered controller; the error lists the known names."""
+    """Instantiate a registered controller, its options checked by name and type; errors list what is known."""
     if name not in CONTROLLERS:
         raise ValueError(f"unknown controller '{name}' (known: {', '.join(sorted(CONTROLLERS))})")
-    return CONTROLLERS[name](space, **kwargs)
+    return CONTROLLERS[name](space, **check_options(name, kwargs))
+
+
+# Options of every controller that a search sets from its own flags, never from --controller-option.
+SEARCH_WIDE_OPTIONS = {"seed": "--seed", "objectives": "--objectives", "max_macs": "--max-macs", "max_params": "--max-params"}
+
+
+def controller_options(name: str) -> dict[str, tuple[Any, Any]]:
+    """The keyword options of a registered controller, its bases' included: name -> (type, default)."""
+    options: dict[str, tuple[Any, Any]] = {}
+    for klass in reversed(CONTROLLERS[name].__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        hints = typing.get_type_hints(init)
+        for param in inspect.signature(init).parameters.values():
+            if param.kind is inspect.Parameter.KEYWORD_ONLY:
+                options[param.name] = (hints.get(param.name, Any), param.default)
+    return options
+
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Options converted to their declared types (an int is a float, nothing else is coerced); one-line errors."""
+    known = controller_options(name)
+    checked = {}
+    for key, value in options.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            own = sorted(k for k in known if k not in SEARCH_WIDE_OPTIONS) or ["none"]
+            raise ValueError(f"controller {name} has no option {key!r} ({hint}its options: {', '.join(own)})")
+        hint = known[key][0]
+        try:
+            checked[key] = TypeAdapter(hint).validate_python(value, strict=True)
+        except ValidationError as err:
+            want = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            raise ValueError(f"controller {name} option {key}={value!r}: {err.errors()[0]['msg'].lower()} "
+                             f"(expected {want})") from None
+    return checked
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -42,7 +43,7 @@ _SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 def parse_number(text: str) -> float:
     """'2e8', '300M', '1.5G', '50k', '1_000_000' -> a positive number (K/M/G/T are powers of 1000)."""
     m = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?)\s*([kmgt]?)\s*", text.lower())
-    if not m or float(m[1]) * _SUFFIXES[m[2]] <= 0:
+    if not m or not 0 < float(m[1]) * _SUFFIXES[m[2]] < math.inf:
         raise argparse.ArgumentTypeError(f"expected a positive number like 2e8, 300M or 1.5G, got {text!r}")
     value = float(m[1]) * _SUFFIXES[m[2]]
     return int(value) if value.is_integer() else value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,16 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
 
 
@@ -49,9 +61,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train_fraction=args.train_fraction,
                     resolution=args.resolution, device=args.device, seed=args.seed, eval_test=args.test)
     result = train_child(found[0][1], splits, recipe, checkpoint=args.checkpoint)
+    failed = result.status.startswith("failed")
     if args.json:
         print(json.dumps(result.to_dict()))
-        return 0
+        return 1 if failed else 0
+    if failed:  # the child ran and failed (not bad input): the reason in one line, exit 1
+        print(f"nas: error: {found[0][0]} on {args.dataset}: {result.status} (NAS_DEBUG=1 prints the traceback)",
+              file=sys.stderr)
+        if os.environ.get("NAS_DEBUG"):
+            print(result.error, file=sys.stderr)
+        return 1
     test = f"   test {result.test_acc:.2f}%" if result.test_acc is not None else ""
     print(f"{found[0][0]} on {args.dataset}: {result.status}   val {result.val_acc:.2f}%{test}   "
           f"loss {result.val_loss:.4f}   {result.epochs} epochs   {result.wall_s:.1f} s   "
@@ -71,7 +90,7 @@ def add_search(sub) -> None:
     p.add_argument("--dataset", help="data set (default: the space's, else cifar10)")
     p.add_argument("--data-dir")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget-gpu-hours", type=float, metavar="H", help="device-hours (a CPU trial counts one device)")
+    budget.add_argument("--budget-gpu-hours", type=_positive_float, metavar="H", help="device-hours (a CPU trial counts one device)")
     budget.add_argument("--budget-trials", type=_positive_int, metavar="N", help="number of children")
     p.add_argument("--objectives", default="accuracy,macs", help="comma-separated: accuracy, macs, params")
     p.add_argument("--max-macs", type=parse_number, metavar="M")
@@ -129,11 +148,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             seed=args.seed, run_dir=str(args.run_dir or default_run_dir(args.space, args.controller)),
             ray_address=args.ray_address, scheduler=args.scheduler, data_dir=args.data_dir,
             controller_options=_controller_options(args.controller_option))
-        from controllers import make_controller
-
-        make_controller(settings.controller, space, seed=0, objectives=settings.objectives,
-                        **settings.controller_options)  # fail fast on a bad controller or option
-        run_dir = run_search(settings)
+        run_dir = run_search(settings)  # checks every input before it creates the run folder
     print(run_dir)
     return 0
 

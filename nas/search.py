@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from controllers import make_controller
-from controllers.base import Controller, Exhausted, objective_vector
+from controllers.base import SEARCH_WIDE_OPTIONS, Controller, Exhausted, objective_vector
 from controllers.weight_sharing import WeightSharingController
 from nas.arch import Arch
 from nas.cost import arch_cost
@@ -26,7 +28,11 @@ from nas.pareto import pareto_front
 from nas.progress import Progress
 from nas.space import load_space
 from nas.store import RunStore
-from nas.train import Recipe
+from nas.train import Recipe, failure_status
+
+
+MAX_BUDGET_GPU_HOURS = 1e7  # ~1,100 GPU-years: beyond any real cluster, and keeps every sum of seconds finite
+MAX_BUDGET_TRIALS = 10**9
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,31 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.budget_gpu_hours is None and self.budget_trials is None:
             raise ValueError("give a budget: --budget-gpu-hours H or --budget-trials N")
-        if self.budget_gpu_hours is not None and self.budget_gpu_hours <= 0:
-            raise ValueError(f"--budget-gpu-hours must be positive, got {self.budget_gpu_hours}")
-        if self.budget_trials is not None and self.budget_trials < 1:
-            raise ValueError(f"--budget-trials must be at least 1, got {self.budget_trials}")
-        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
-            raise ValueError("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
+        if self.budget_gpu_hours is not None and not 0 < self.budget_gpu_hours <= MAX_BUDGET_GPU_HOURS:
+            raise ValueError(f"--budget-gpu-hours must be a positive number of at most {MAX_BUDGET_GPU_HOURS:g}, "
+                             f"got {self.budget_gpu_hours}")
+        if self.budget_trials is not None and not 1 <= self.budget_trials <= MAX_BUDGET_TRIALS:
+            raise ValueError(f"--budget-trials must be between 1 and {MAX_BUDGET_TRIALS:,}, got {self.budget_trials}")
+        for flag, value in (("--max-macs", self.max_macs), ("--max-params", self.max_params)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{flag} must be a positive number, got {value}")
+        if not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            raise ValueError(f"--gpus-per-trial must be a number >= 0, got {self.gpus_per_trial}")
+        if not (math.isfinite(self.cpus_per_trial) and self.cpus_per_trial > 0):
+            raise ValueError(f"--cpus-per-trial must be a positive number, got {self.cpus_per_trial}")
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise ValueError(f"--gpus-per-trial above 1 must be a whole number of GPUs, got {self.gpus_per_trial}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.scheduler not in (None, "asha"):
             raise ValueError(f"--scheduler must be asha (or omitted), got {self.scheduler!r}")
         if self.keep_checkpoints not in ("pareto", "all", "none"):
             raise ValueError(f"keep_checkpoints must be pareto, all or none, got {self.keep_checkpoints!r}")
+        if not isinstance(self.controller_options, dict):
+            raise ValueError(f"controller_options must be a mapping, got {type(self.controller_options).__name__}")
+        for key in self.controller_options.keys() & SEARCH_WIDE_OPTIONS.keys():
+            raise ValueError(f"--controller-option {key}: set it with {SEARCH_WIDE_OPTIONS[key]}")
+        self.recipe()  # epochs, batch size, lr, train fraction: the recipe checks its own fields
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -105,14 +126,16 @@ def default_run_dir(space: str, controller: str, root: str | Path = "runs") -> P
 
 
 def child_trial(config: dict, splits=None) -> None:
-    """The Ray Tune function trainable: one child, trained by the same function as `nas train`."""
+    """The Ray Tune function trainable: one child, trained by the same function as `nas train`.
+
+    It always ends with one final report, a failure included (status 'failed: <reason>' and the
+    traceback under 'error'), so that no exception of a child ever reaches Tune or the search.
+    """
     from ray import tune
 
     from nas.train import train_child
 
     start = time.perf_counter()
-    recipe = Recipe(**config["recipe"])
-    arch = Arch.from_dict(config["arch"])
     intermediate = config.get("report_epochs", False)
 
     def on_epoch(metrics: dict) -> None:
@@ -120,10 +143,12 @@ def child_trial(config: dict, splits=None) -> None:
             tune.report({**metrics, "final": False, "macs": config["macs"], "elapsed_s": time.perf_counter() - start})
 
     try:
+        recipe = Recipe(**config["recipe"])
+        arch = Arch.from_dict(config["arch"])
         result = train_child(arch, splits, recipe, on_epoch=on_epoch, checkpoint=config.get("checkpoint"))
-        metrics = {k: v for k, v in result.to_dict().items() if k != "history"}
-    except Exception as err:  # a failing child is recorded with its reason; the search goes on
-        metrics = {"status": f"failed: {type(err).__name__}: {err}".splitlines()[0][:300]}
+        metrics = {k: v for k, v in result.to_dict().items() if k != "history" and v is not None}
+    except Exception as err:  # outside the training loop: building the recipe, the network, the data
+        metrics = {"status": failure_status(err), "error": traceback.format_exc()}
     metrics.update(final=True, elapsed_s=time.perf_counter() - start)
     tune.report(metrics)
 
@@ -208,7 +233,11 @@ def _searcher_class():
                 self.budget.started += 1
                 self.store.save_controller(self.controller.state_dict())
             self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
-            macs = arch_cost(arch).macs
+            try:
+                macs = arch_cost(arch).macs
+            except ValueError as err:  # the space allowed it, but it cannot be built at this input: fail it, go on
+                self._finish(trial_id, failure_status(err), {}, 0.0, traceback.format_exc())
+                return None  # Tune asks again at its next step
             self.live[tune_id] = (trial_id, time.time(), macs)
             self.progress.update(self._status())
             ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
@@ -228,18 +257,23 @@ def _searcher_class():
                 status = "stopped"  # ended early by the scheduler; its accuracy is low-fidelity
             else:
                 status = str(result.get("status", "failed: no result"))
-            metrics = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and k not in ("trial_id",)}
+            metrics = {k: v for k, v in result.items()
+                       if isinstance(v, (int, float, str, bool)) and k not in ("trial_id", "error")}
             metrics["device_s"] = device_s
             metrics.update(self.controller.annotations(self.controller.pending.get(trial_id, [])))
-            usable = status in ("ok", "stopped")
-            self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
-            ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
-            self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
-                                    str(ckpt) if ckpt.exists() else None)
+            self._finish(trial_id, status, metrics, device_s, result.get("error"))
             self.budget.record(device_s, macs)
             if self.settings.keep_checkpoints == "pareto":
                 prune_checkpoints(self.store, self.settings.objectives)
             self.progress.update(self._status(), final_line=True)
+
+        def _finish(self, trial_id: int, status: str, metrics: dict, device_s: float, error: str | None) -> None:
+            """Tell the controller and record the child with the state that learned from it, in one transaction."""
+            usable = status in ("ok", "stopped")
+            self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
+            ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
+            self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
+                                    str(ckpt) if ckpt.exists() else None, error=error)
 
         def _running(self) -> list[tuple[float, float]]:
             now, devices = time.time(), self.settings.devices_per_trial
@@ -275,70 +309,130 @@ def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
             store.set_checkpoint(trial.trial_id, None)
 
 
-def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial) -> Path:
-    """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks)."""
-    import ray
-    from ray import tune
-
+def prepare_search(settings: SearchSettings):
+    """(splits, controller) of a search, every input checked; touches no file, so a refusal leaves nothing behind."""
     from nas.data import load_splits
 
-    run_dir = Path(settings.run_dir).resolve()
-    store = RunStore(run_dir, create=not resume)
-    if resume:
-        settings = SearchSettings.from_dict(store.settings()["search"])
-    else:
-        store.save_settings({"search": settings.to_dict(), "created": time.time()})
     splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
     space = load_space(settings.space).with_io(splits.info.input_shape, splits.info.classes)
     controller = make_controller(settings.controller, space, seed=settings.seed, objectives=settings.objectives,
                                  max_macs=settings.max_macs, max_params=settings.max_params, **settings.controller_options)
+    return splits, controller
+
+
+def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial) -> Path:
+    """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks).
+
+    With resume, settings are the run's own (read back from its store); ray_address may differ.
+    """
+    import ray
+
+    run_dir = Path(settings.run_dir).resolve()
+    splits, controller = prepare_search(settings)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    t_ray = time.perf_counter()
+    start_ray(settings.ray_address)
+    try:
+        slots = trial_slots(settings, ray.nodes())
+        store = RunStore(run_dir, create=not resume)
+        try:
+            if not resume:
+                store.save_settings({"search": settings.to_dict(), "created": time.time()})
+            store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+            _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
+        finally:
+            store.close()
+    finally:
+        ray.shutdown()
+    return run_dir
+
+
+def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, controller: Controller, slots: int,
+            run_dir: Path, out, trainable) -> None:
+    """Restore the controller, run the weight-sharing phases if any, then the children on Ray Tune."""
+    from ray import tune
+
     state = store.controller_state() if resume else None
     if state:
         controller.load_state_dict(state)
     finished = list(store.iter_finished())
     store.log("resume" if resume else "start", {"finished": len(finished)})
+    if isinstance(controller, WeightSharingController) and not controller.planned:
+        from nas.weight_sharing import prepare  # train the supernet and score children first
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    t_ray = time.perf_counter()
-    ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", configure_logging=True, ignore_reinit_error=True)
+        prepare(controller, settings, store, splits, run_dir, out)
+    budget = Budget(settings, store.device_seconds(), started=controller.next_id)
+    budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
+    progress = Progress(out, total_h=settings.budget_gpu_hours)
+    searcher = _searcher_class()(controller, store, settings, budget, progress, run_dir)
+    per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
+    scheduler = None
+    if settings.scheduler == "asha":
+        from nas.schedulers import ParetoASHA
+
+        scheduler = ParetoASHA(max_t=settings.epochs, objectives=settings.objectives)
+    # No Tune metric: the searcher and the scheduler rank by our objectives, and a failed child's
+    # result (which has no accuracy) must not trip Tune's check that every result holds the metric.
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                    max_concurrent_trials=slots, reuse_actors=True),
+        run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1), log_to_file=False),
+    )
+    tuner.fit()
+    progress.close(searcher._status())
+    store.log("end", {"spent_h": budget.spent_s / 3600})
+
+
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def start_ray(address: str | None) -> None:
+    """Start a local Ray instance, or join the cluster at address; one line when it cannot be reached."""
+    import ray
+
+    if address and address != "auto":
+        _check_reachable(address)  # seconds, instead of minutes of Ray's own retries
     try:
-        store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
-        if isinstance(controller, WeightSharingController) and not controller.planned:
-            from nas.weight_sharing import prepare  # train the supernet and score children first
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=True, ignore_reinit_error=True)
+    except ConnectionError as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RayUnavailable(f"--ray-address {address}: cannot join a Ray cluster ({reason})") from None
 
-            prepare(controller, settings, store, splits, run_dir, out or sys.stderr)
-        budget = Budget(settings, store.device_seconds(), started=controller.next_id)
-        budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
-        resources = ray.cluster_resources()
-        per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-        slots = int(resources.get("CPU", 1) // settings.cpus_per_trial)
-        if settings.gpus_per_trial:
-            slots = min(slots, int(resources.get("GPU", 0) // settings.gpus_per_trial))
-            if slots < 1:
-                raise ValueError(f"--gpus-per-trial {settings.gpus_per_trial}: the Ray cluster has {resources.get('GPU', 0)} GPUs")
-        progress = Progress(out or sys.stderr, total_h=settings.budget_gpu_hours)
-        searcher = _searcher_class()(controller, store, settings, budget, progress, run_dir)
-        trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
-        scheduler = None
-        if settings.scheduler == "asha":
-            from nas.schedulers import ParetoASHA
 
-            scheduler = ParetoASHA(max_t=settings.epochs, objectives=settings.objectives)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                                        max_concurrent_trials=max(1, slots), reuse_actors=True,
-                                        metric="val_acc", mode="max"),
-            run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=1),
-                                      log_to_file=False),
-        )
-        tuner.fit()
-        progress.close(searcher._status())
-        store.log("end", {"spent_h": budget.spent_s / 3600})
-    finally:
-        ray.shutdown()
-        store.close()
-    return run_dir
+class RayUnavailable(ValueError):
+    """No Ray cluster answers at the given address."""
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address with no listener within RAY_CONNECT_TIMEOUT_S."""
+    host_port = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise RayUnavailable(f"--ray-address must be auto, host:port or ray://host:port, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise RayUnavailable(f"--ray-address {address}: nothing answers there ({reason}); "
+                             "is the cluster's head node running?") from None
+
+
+def trial_slots(settings: SearchSettings, nodes: list[dict]) -> int:
+    """How many children can run at once on these Ray nodes; refuses a child that no node can ever hold."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
+    largest_cpu = max((r.get("CPU", 0.0) for r in alive), default=0.0)
+    largest_gpu = max((r.get("GPU", 0.0) for r in alive), default=0.0)
+    if cpus > largest_cpu:
+        raise ValueError(f"--cpus-per-trial {cpus:g}: no node of the Ray cluster has that many CPUs "
+                         f"(the largest has {largest_cpu:g})")
+    if gpus > largest_gpu:
+        have = f"the largest node has {largest_gpu:g}" if largest_gpu else "the cluster has none"
+        raise ValueError(f"--gpus-per-trial {gpus:g}: no node of the Ray cluster has that many GPUs ({have})")
+    slots = sum(min(r.get("CPU", 0.0) // cpus, r.get("GPU", 0.0) // gpus if gpus else math.inf) for r in alive)
+    return max(1, int(slots))

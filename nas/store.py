@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS trials (
     started REAL,
     ended REAL,
     attempts INTEGER NOT NULL DEFAULT 1,
-    checkpoint TEXT
+    checkpoint TEXT,
+    error TEXT
 );
 CREATE TABLE IF NOT EXISTS controller (id INTEGER PRIMARY KEY CHECK (id = 0), state TEXT NOT NULL, saved REAL);
 CREATE TABLE IF NOT EXISTS events (at REAL NOT NULL, kind TEXT NOT NULL, detail TEXT);
@@ -133,11 +134,11 @@ class RunStore:
                    (trial_id, arch_id, arch_json, json.dumps(decisions), time.time()))])
 
     def finish_trial(self, trial_id: int, status: str, metrics: dict, device_s: float, controller_state: dict,
-                     checkpoint: str | None = None) -> None:
+                     checkpoint: str | None = None, error: str | None = None) -> None:
         """Record a finished child and the controller state that has learned from it, atomically."""
         self._tx([
-            ("UPDATE trials SET status=?, metrics=?, device_s=?, ended=?, checkpoint=? WHERE trial_id=?",
-             (status, json.dumps(metrics), float(device_s), time.time(), checkpoint, trial_id)),
+            ("UPDATE trials SET status=?, metrics=?, device_s=?, ended=?, checkpoint=?, error=? WHERE trial_id=?",
+             (status, json.dumps(metrics), float(device_s), time.time(), checkpoint, error, trial_id)),
             _controller_row(controller_state),
         ])
 

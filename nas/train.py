@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import time
+import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -55,6 +57,15 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number (--lr), got {self.lr}")
+        for name, low, high in (("momentum", 0, 1), ("label_smoothing", 0, 1)):
+            if not low <= getattr(self, name) < high:
+                raise ValueError(f"{name} must be in [{low}, {high}), got {getattr(self, name)}")
+        for name in ("weight_decay", "warmup_epochs", "grad_clip", "resolution", "threads"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value}")
         if self.schedule not in ("cosine", "onecycle"):
             raise ValueError(f"schedule must be cosine or onecycle, got {self.schedule!r}")
         if not 0 < self.train_fraction <= 1:
@@ -65,7 +76,7 @@ class Recipe:
 
 @dataclass
 class TrainResult:
-    """What a child's training reports; status is ok, diverged or 'failed: <reason>'."""
+    """What a child's training reports; status is ok, diverged or 'failed: <reason>' (error: the traceback)."""
 
     status: str
     val_acc: float = 0.0
@@ -80,6 +91,7 @@ class TrainResult:
     params: int = 0
     device: str = "cpu"
     history: list = None  # per-epoch dicts
+    error: str | None = None  # the full traceback of a failure
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,7 +187,7 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int, autocast, chan
 
 def train_child(arch: Arch, splits, recipe: Recipe = Recipe(), *, on_epoch: EpochCallback | None = None,
                 checkpoint: str | Path | None = None) -> TrainResult:
-    """Train arch on splits (nas.data.Splits) with recipe; never raises for NaN or out-of-memory."""
+    """Train arch on splits (nas.data.Splits) with recipe; a child that raises is returned as failed, never raised."""
     device = resolve_device(recipe.device)
     arch = arch.with_io(_input_shape(splits, recipe), splits.info.classes)
     cost = arch_cost(arch)
@@ -183,14 +195,27 @@ def train_child(arch: Arch, splits, recipe: Recipe = Recipe(), *, on_epoch: Epoc
     start = time.perf_counter()
     try:
         _train(arch, splits, recipe, device, result, on_epoch, checkpoint)
-    except torch.OutOfMemoryError:
-        result.status = "failed: out of memory"
+    except Exception as err:  # a search records the reason and goes on
+        result.status, result.error = failure_status(err), traceback.format_exc()
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
     result.wall_s = time.perf_counter() - start
     result.device_s = result.wall_s  # one device held; Ray scales this by the fraction of a GPU
     return result
+
+
+# What allocators say when memory runs out without raising torch.OutOfMemoryError (CPU, MPS, cuDNN).
+_ALLOCATION_FAILED = re.compile(r"can't allocate memory|out of memory|not enough memory|std::bad_alloc", re.IGNORECASE)
+
+
+def failure_status(err: BaseException) -> str:
+    """'failed: out of memory: ...' or 'failed: <Type>: <first line>', at most 300 characters."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    memory = isinstance(err, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(err, RuntimeError) and _ALLOCATION_FAILED.search(str(err)) is not None)
+    reason = f"out of memory: {text}" if memory else f"{type(err).__name__}: {text}"
+    return f"failed: {reason.rstrip(': ')}"[:300]
 
 
 def _input_shape(splits, recipe: Recipe) -> tuple[int, int, int]:

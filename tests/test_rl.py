@@ -209,11 +209,11 @@ def test_limits_fall_back_to_random_children_within_them(nb201):
 @pytest.mark.parametrize("option, value, match", [
     ("temperature", 0, "temperature must be a positive number"),
     ("temperature", -5.0, "temperature must be a positive number"),
-    ("temperature", "hot", "temperature must be a positive number"),
+    ("temperature", "hot", "option temperature='hot': input should be a valid number"),
     ("temperature", float("nan"), "temperature must be a positive number"),
     ("tanh_constant", 0.0, "tanh_constant must be a positive number"),
     ("tanh_constant", -2.5, "tanh_constant must be a positive number"),
-    ("tanh_constant", True, "tanh_constant must be a positive number"),
+    ("tanh_constant", True, "option tanh_constant=True: input should be a valid number"),
     ("batch", 0, "batch must be a positive integer"),
     ("lr", 0.0, "lr must be > 0"),
     ("baseline_decay", 1.0, r"baseline_decay must be in \[0, 1\)"),

@@ -50,7 +50,23 @@ def test_out_of_memory_is_reported_not_raised(digits, monkeypatch):
 
     monkeypatch.setattr("nas.train._train", boom)
     result = train_child(tiny_arch(), digits, Recipe(epochs=1))
-    assert result.status == "failed: out of memory"
+    assert result.status == "failed: out of memory: CUDA out of memory (simulated)"
+    assert "OutOfMemoryError" in result.error
+
+
+def test_a_cpu_allocation_failure_counts_as_out_of_memory(digits):
+    # A hidden layer of 1e10 units asks the CPU allocator for hundreds of GB: a RuntimeError, at once.
+    arch = Arch((1, 8, 8), 10, tiny_arch().stem, tiny_arch().stages, Head(hidden=(10**10,)))
+    result = train_child(arch, digits, Recipe(epochs=1))
+    assert result.status.startswith("failed: out of memory: ")
+    assert "can't allocate memory" in result.status and "Traceback" in result.error
+
+
+def test_any_exception_of_a_child_is_a_failed_status_with_its_traceback(digits):
+    result = train_child(Arch((1, 8, 8), 10, tiny_arch().stem, tiny_arch().stages, Head(dropout=5.0)), digits,
+                         Recipe(epochs=1))
+    assert result.status == "failed: ValueError: dropout probability has to be between 0 and 1, but got 5.0"
+    assert result.error.startswith("Traceback") and result.epochs == 0
 
 
 def test_early_stop_callback(digits):
@@ -127,3 +143,8 @@ def test_recipe_validation_says_what_to_do():
         Recipe(schedule="step")
     with pytest.raises(ValueError, match="train_fraction"):
         Recipe(train_fraction=0)
+    for lr in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"lr must be a positive number \(--lr\)"):
+            Recipe(lr=lr)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        Recipe(momentum=1.0)

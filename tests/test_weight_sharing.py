@@ -86,7 +86,7 @@ def test_asking_before_scoring_says_what_to_do(macro):
     ({"search": "weight-sharing"}, "search must name the controller"),
     ({"search": "annealing"}, "search must name the controller"),
     ({"children": 0}, "children must be a positive integer"),
-    ({"retrain": 1.5}, "retrain must be a positive integer"),
+    ({"retrain": 1.5}, "option retrain=1.5: input should be a valid integer"),
     ({"rule": "fairnas"}, "rule must be spos"),
     ({"supernet_lr": -1}, "supernet_lr must be > 0"),
     ({"search_options": {"population": 1}}, "population"),
