@@ -21,12 +21,12 @@ Ends with name=value lines, e.g. nb201_150_evolution_mean_test_acc=94.285.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 from nas.bench import TABULAR_DEFAULTS, TEXTBOOK_REA, run_bench
+from nas.jsonio import dumps
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 CONTROLLERS = {  # label -> (controller, options)
@@ -90,7 +90,7 @@ def main() -> None:
         print(f"{name}_seeds={r['seeds']}")
         print(f"{name}_seconds={r['seconds']:.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from scipy import stats
 from controllers import make_controller
 from controllers.rl import mnasnet_reward
 from nas.bench import TABULAR_DEFAULTS, load_nb201_table, run_bench
+from nas.jsonio import dumps
 from nas.space import load_space
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
@@ -237,7 +238,7 @@ def main() -> None:
 
     print(f"total {time.perf_counter() - start:.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"figures": figures, **results}, indent=1))
+        Path(args.json).write_text(dumps({"figures": figures, **results}, indent=1))
     for name, value in figures.items():
         print(f"{name}={value:.3g}" if name.endswith("_p") else f"{name}={value:.4f}")
 

@@ -19,7 +19,6 @@ Ends with name=value lines, e.g. kendall_tau=0.52.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 from scipy import stats
 
 from nas.data import load_splits
+from nas.jsonio import dumps
 from nas.space import load_space
 from nas.supernet import Supernet, calibration_batches, evaluate_inherited
 from nas.supernet_train import SupernetRecipe, train_supernet
@@ -115,8 +115,8 @@ def main() -> None:
           f"{figures['inherited_device_hours']:.5f} ({figures['inherited_ms_per_child']:.0f} ms/child) vs stand-alone "
           f"{figures['standalone_device_hours']:.4f} ({figures['standalone_s_per_child']:.1f} s/child)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"figures": figures, "inherited": a, "standalone": standalone,
-                                               "standalone_again": again}, indent=1))
+        Path(args.json).write_text(dumps({"figures": figures, "inherited": a, "standalone": standalone,
+                                          "standalone_again": again}, indent=1))
     for name, value in figures.items():
         print(f"{name}={value:.4g}")
 

@@ -11,7 +11,6 @@ the traceback instead. Heavy modules (torch) are imported inside the commands th
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -19,6 +18,8 @@ import sys
 from typing import Callable, Iterator
 
 from nas.arch import Arch
+from nas.jsonio import dumps, recode
+from nas.table import printable
 from nas.targets import TargetError, iter_labeled, parse_io
 
 EXIT_USAGE = 2
@@ -110,7 +111,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
                      "dataset": space.spec.dataset, "description": space.spec.description})
     if args.json:
         for row in rows:
-            print(json.dumps(row))
+            print(dumps(row))
     else:
         print(format_table(["space", "architectures", "decisions", "dataset", "description"],
                            [list(r.values()) for r in rows], align="lrrll"))
@@ -122,8 +123,8 @@ def _print_decisions(space, as_json: bool) -> int:
 
     if as_json:
         for k, d in enumerate(space.decisions):
-            print(json.dumps({"index": k, "name": d.name, "options": list(d.options), "path": d.path,
-                              "when": {n: sorted(allowed) for n, allowed in d.condition}}, default=str))
+            print(dumps({"index": k, "name": d.name, "options": list(d.options), "path": d.path,
+                         "when": {n: sorted(allowed) for n, allowed in d.condition}}))
         return 0
     rows, by_name = [], {d.name: d for d in space.decisions}
     for k, d in enumerate(space.decisions):
@@ -165,7 +166,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         space = space.with_io(args.input, args.classes)
     rng = np.random.default_rng(args.seed)
     for _ in range(args.n):
-        print(space.sample(rng, args.max_macs, args.max_params).to_json())
+        print(recode(space.sample(rng, args.max_macs, args.max_params).to_json()))
     return 0
 
 
@@ -189,11 +190,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         cost = arch_cost(arch, detail=True)
         if args.json:
             layers = [{k: getattr(row, k) for k in fields} for row in cost.layers]  # Cost.to_dict's asdict is slow
-            print(json.dumps({"arch_id": arch.arch_id, "input": list(arch.input), "classes": arch.classes,
-                              **cost.to_dict(layers=False), "layers": layers}, separators=(",", ":")))
+            print(dumps({"arch_id": arch.arch_id, "input": list(arch.input), "classes": arch.classes,
+                         **cost.to_dict(layers=False), "layers": layers}, separators=(",", ":")))
             continue
         c, h, w = arch.input
-        print(("\n" if n else "") + f"{label}   arch_id {arch.arch_id}   input {c}x{h}x{w}   classes {arch.classes}")
+        print(("\n" if n else "") + printable(f"{label}   arch_id {arch.arch_id}   input {c}x{h}x{w}   classes {arch.classes}"))
         print(cost_table(cost))
     return 0
 
@@ -299,7 +300,7 @@ def _one_line(err: BaseException) -> str:
         text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
     else:
         text = str(err) or type(err).__name__
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))  # a hostile file name or reason must not drive the terminal
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,7 +63,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_child(found[0][1], splits, recipe, checkpoint=args.checkpoint)
     failed = result.status.startswith("failed")
     if args.json:
-        print(json.dumps(result.to_dict()))
+        from nas.jsonio import dumps
+
+        print(dumps(result.to_dict()))
         return 1 if failed else 0
     if failed:  # the child ran and failed (not bad input): the reason in one line, exit 1
         print(f"nas: error: {found[0][0]} on {args.dataset}: {result.status} (NAS_DEBUG=1 prints the traceback)",
@@ -182,7 +184,8 @@ def add_report(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nas.report import front_rows, json_default, run_phase, run_state, weight_sharing_line, write_report
+    from nas.jsonio import dumps
+    from nas.report import front_rows, run_phase, run_state, weight_sharing_line, write_report
 
     if args.compare:
         return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
@@ -191,18 +194,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     state = run_state(args.run_dir)
     rows = front_rows(state)
     if args.json:
-        print(json.dumps({**state, "front": rows}, default=json_default))
+        print(dumps({**state, "front": rows}))
         return 0
     from nas.report_html import front_table
-    from nas.table import format_table
+    from nas.table import format_table, printable
 
     header, cells, numeric = front_table(rows)
-    print(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})")
+    print(printable(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})"))
     print(format_table(header, cells, align="".join("r" if c == "n" else "l" for c in numeric)))
     running = [t for t in state["trials"] if t["status"] == "running"]
     if running:
-        print("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
-              + (f" and {len(running) - 10} more" if len(running) > 10 else ""))
+        print(printable("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
+                        + (f" and {len(running) - 10} more" if len(running) > 10 else "")))
     c, b = state["counts"], state["budget"]
     spent = f"{b['spent_device_hours']:.4f}" + (f" of {b['gpu_hours']} device-hours" if b["gpu_hours"] else " device-hours")
     hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
@@ -210,21 +213,22 @@ def cmd_report(args: argparse.Namespace) -> int:
           f"spent {spent} | hypervolume {hv}")
     ws = weight_sharing_line(state)
     if ws:
-        print(ws)
+        print(printable(ws))
     reasons = Counter(t["status"] for t in state["trials"] if t["status"] not in ("ok", "running", "stopped"))
     if reasons:
-        print("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
-              + (f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""))
+        print(printable("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
+                        + (f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")))
     out = Path(args.output) if args.output else Path(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = write_report(out, state, rows)
-    print(f"wrote {', '.join(p.name for p in paths)} in {out}")
+    print(printable(f"wrote {', '.join(p.name for p in paths)} in {out}"))
     return 0
 
 
 def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
+    from nas.jsonio import dumps
     from nas.report import write_compare
-    from nas.table import format_table
+    from nas.table import format_table, printable
 
     if len(run_dirs) < 2:
         raise UsageError("--compare needs at least two run folders")
@@ -237,13 +241,13 @@ def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
                      "device_hours": s["budget"]["spent_device_hours"], "front": len(s["pareto_front"]),
                      "best_val_acc": best, "hypervolume": r["hypervolume"]})
     if as_json:
-        print(json.dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}, default=_json_default))
+        print(dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}))
         return 0
     print(format_table(["run", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
                        [[r["run"], r["finished"], r["failed"], f"{r['device_hours']:.4f}", r["front"], _pct(r["best_val_acc"]),
                          "-" if r["hypervolume"] is None else f"{r['hypervolume']:.4f}"] for r in rows], align="lrrrrrr"))
     print(f"hypervolumes share one reference point: 0% accuracy and {scale or 0:,.0f} multiply-adds")
-    print(f"wrote {', '.join(str(p) for p in paths)}")
+    print(printable(f"wrote {', '.join(str(p) for p in paths)}"))
     return 0
 
 
@@ -270,9 +274,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     from nas.arch import Arch
     from nas.data import load_splits
+    from nas.jsonio import dumps
     from nas.report import pick_trial, run_state
     from nas.search import SearchSettings
     from nas.store import RunStore
+    from nas.table import printable
     from nas.train import train_child, with_overrides
 
     state = run_state(args.run_dir)
@@ -292,23 +298,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"trial_id": record["trial_id"], "proxy_val_acc": record["val_acc"], **metrics}, default=_json_default))
+        print(dumps({"trial_id": record["trial_id"], "proxy_val_acc": record["val_acc"], **metrics}))
         return 0
     test = _pct(result.test_acc)
-    print(f"trial {record['trial_id']} ({record['arch_id']}) retrained {result.epochs} epochs: {result.status}   "
-          f"final val {result.val_acc:.2f}% / test {test}%   proxy val {_pct(record['val_acc'])}%   "
-          f"{result.wall_s:.1f} s on {result.device}")
+    print(printable(f"trial {record['trial_id']} ({record['arch_id']}) retrained {result.epochs} epochs: {result.status}   "
+                    f"final val {result.val_acc:.2f}% / test {test}%   proxy val {_pct(record['val_acc'])}%   "
+                    f"{result.wall_s:.1f} s on {result.device}"))
     return 0
 
 
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.2f}"
-
-
-def _json_default(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
 
 
 def add_bench(sub) -> None:
@@ -326,12 +326,13 @@ def add_bench(sub) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from nas.bench import format_bench, run_bench
+    from nas.jsonio import dumps
 
     if not Path(args.table).exists():
         raise UsageError(f"{args.table}: no such table")
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     result = run_bench(args.space, args.table, args.controller, args.queries, args.seeds, objectives)
-    print(json.dumps(result, default=_json_default) if args.json else format_bench(result))
+    print(dumps(result) if args.json else format_bench(result))
     return 0
 
 

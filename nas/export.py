@@ -25,7 +25,9 @@ from torch import nn
 from nas.arch import Arch
 from nas.blocks import BLOCKS
 from nas.build import Call, build_model, plan
+from nas.checkpoint import CheckpointError, arch_field, fit_problems, is_state_dict, load_file
 from nas.cost import arch_cost
+from nas.jsonio import recode
 from nas.network import Head
 
 FORMATS = ("py", "torchscript", "onnx")
@@ -235,23 +237,27 @@ if __name__ == "__main__":
 
 
 def _load_weights(model: nn.Module, arch: Arch, weights: str | Path | dict) -> None:
-    """Load a checkpoint ({"state_dict": ...} or a raw state_dict; a path or in memory) strictly,
+    """Load a checkpoint ({"state_dict": ..., "arch": ...} or a raw state_dict; a path or in memory) strictly,
     refusing another architecture's."""
     if isinstance(weights, dict):
-        data, weights = weights, "the given state_dict"  # (named so in the errors below)
+        data, where = weights, "the given state_dict"  # (named so in the errors below)
     else:
-        data = torch.load(weights, map_location="cpu", weights_only=True)
-    state = data["state_dict"] if isinstance(data, dict) and "state_dict" in data else data
-    if isinstance(data, dict) and isinstance(data.get("arch"), str):
-        trained = Arch.from_json(data["arch"]).arch_id
+        data, where = load_file(weights), str(weights)
+    if isinstance(data, dict) and "state_dict" in data:  # a nas checkpoint, not a raw state_dict
+        trained = arch_field(where, data["arch"]).arch_id if "arch" in data else arch.arch_id
         if trained != arch.arch_id:
-            raise ExportError(f"{weights}: checkpoint is for architecture {trained}, not {arch.arch_id}")
-    if not isinstance(state, dict):
-        raise ExportError(f"{weights}: not a state_dict or a checkpoint holding one")
+            raise ExportError(f"{where}: checkpoint is for architecture {trained} (field arch), not {arch.arch_id}; "
+                              "export its own architecture or give weights trained for this one")
+        data, where = data["state_dict"], f"{where}: field state_dict"
+    if not is_state_dict(data):
+        raise CheckpointError(f"{where}: not a state_dict (parameter names to tensors) or a nas checkpoint holding one")
+    problems = fit_problems(model.state_dict(), data)
+    if problems:
+        raise ExportError(f"{where}: weights do not fit architecture {arch.arch_id} ({problems})")
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ExportError(f"{weights}: weights do not fit architecture {arch.arch_id}: {err}") from None
+        model.load_state_dict(data, strict=True)
+    except RuntimeError as err:  # names and shapes fit, yet a value does not (a dtype torch cannot convert)
+        raise ExportError(f"{where}: weights do not fit architecture {arch.arch_id}: {err}") from None
 
 
 def _torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -281,7 +287,7 @@ def export(arch: Arch, out_path: str | Path, *, weights: str | Path | dict | Non
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             torch.save(state, out.with_suffix(".pt"))
             written.append(out.with_suffix(".pt"))
-        out.with_name("arch.json").write_text(arch.to_json() + "\n")
+        out.with_name("arch.json").write_text(recode(arch.to_json()) + "\n")
         return written + [out.with_name("arch.json")]
     example = torch.randn(1, *arch.input)
     with warnings.catch_warnings():

@@ -1,7 +1,9 @@
 """Report figures as PNG bytes: the accuracy-vs-MACs front, hypervolume against device-hours, run comparisons.
 
 Figures are built on matplotlib's object API with the Agg canvas (no pyplot), so drawing them
-changes no global backend or state in the caller's process.
+changes no global backend or state in the caller's process. Text from a run (folder and reference
+names in titles, labels and legends) is drawn with parse_math=False: a `$` in a name is a dollar,
+never mathtext, which would garble the name or fail to parse.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ def _envelope(front: list[dict]) -> np.ndarray:
             out.append((macs, acc))
             best = acc
     return np.array(out, float).reshape(-1, 2)
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """The axes' legend, its labels (run names among them) drawn as plain text."""
+    for text in ax.legend(**kwargs).get_texts():
+        text.set_parse_math(False)
 
 
 def _draw_front(ax: Any, front: list[dict], color: str, label: str, numbered: bool, right: float) -> None:
@@ -111,15 +119,15 @@ def pareto_png(state: dict, title: str) -> bytes:
     for t in refs:
         ax.scatter([t["macs"]], [t["val_acc"]], marker="*", s=130, color="black", zorder=6)
         ax.annotate(str(t["metrics"]["reference"]), (t["macs"], t["val_acc"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8, zorder=6)
+                    xytext=(6, 4), fontsize=8, zorder=6, parse_math=False)
     if refs:
         ax.scatter([], [], marker="*", s=130, color="black", label="reference architectures, same recipe")
     ax.set_xlabel(MACS_LABEL)
     ax.set_ylabel(ACC_LABEL)
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title, fontsize=11, parse_math=False)
     ax.grid(True, which="both", alpha=0.25)
     if len(every):
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+        _legend(ax, loc="lower right", fontsize=8, framealpha=0.9)
     else:
         ax.text(0.5, 0.5, "no finished trials yet", ha="center", va="center", transform=ax.transAxes)
     return _png(fig)
@@ -140,7 +148,7 @@ def _draw_volume(ax: Any, runs: list[tuple[str, np.ndarray, np.ndarray]], legend
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.25)
     if legend and any(len(h) for _, h, _ in runs):
-        ax.legend(loc="lower right", fontsize=8)
+        _legend(ax, loc="lower right", fontsize=8)
 
 
 def hypervolume_png(runs: list[tuple[str, np.ndarray, np.ndarray]]) -> bytes:
@@ -173,7 +181,7 @@ def compare_png(runs: list[dict]) -> bytes:
     ax.set_title("Pareto fronts", fontsize=11)
     ax.grid(True, which="both", alpha=0.25)
     if len(allpts):
-        ax.legend(loc="lower right", fontsize=8)
+        _legend(ax, loc="lower right", fontsize=8)
     _draw_volume(ax_hv, [(r["label"], r["hours"], r["volume"]) for r in runs], legend=True)
     ax_hv.set_title("hypervolume (one reference point for all runs)", fontsize=11)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.11, top=0.93, wspace=0.18)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import json
 import math
 from bisect import bisect_left
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from controllers.base import OBJECTIVES
+from nas.jsonio import dumps
 from nas.pareto import hypervolume_2d, pareto_front
 from nas.store import RunStore
 
@@ -256,7 +256,7 @@ def write_tables(run_dir: str | Path, rows: list[dict]) -> list[Path]:
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             writer.writerow(["" if row.get(k) is None else row[k] for k in CSV_COLUMNS])
-    (out / "pareto.json").write_text(json.dumps(rows, indent=1, default=json_default) + "\n")
+    (out / "pareto.json").write_text(dumps(rows, indent=1) + "\n")
     return [out / "pareto.csv", out / "pareto.json"]
 
 
@@ -320,13 +320,6 @@ def run_phase(state: dict) -> str:
         return (f"in progress, or killed: {state['counts']['running']} trial(s) marked running "
                 "(nas search --resume continues a killed run)")
     return "not finished: no end event (still starting, or stopped before its budget was spent)"
-
-
-def json_default(value: Any) -> Any:
-    """JSON for what json cannot write: numpy numbers, paths."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 def _objective_vector(metrics: dict, objectives: tuple[str, ...]) -> list[float] | None:

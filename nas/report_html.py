@@ -1,7 +1,7 @@
 """report.html and compare.html: one self-contained file each (inline CSS, PNGs as data URIs, no script).
 
 Every value that comes from a run (architectures, failure reasons, settings, paths) goes through
-`_e` (html.escape with quotes) on its way into the page, and a Content-Security-Policy forbids
+`_e` (control characters shown as escapes, then html.escape with quotes) on its way into the page, and a Content-Security-Policy forbids
 scripts and any network access, so a hostile run folder cannot make the page do anything.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import shlex
 import time
 from collections import Counter
 from typing import Any, Iterable
 
-from nas.table import COST_NOTE, cell
+from nas.jsonio import dumps
+from nas.table import COST_NOTE, cell, printable
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -38,8 +38,8 @@ details summary{cursor:pointer;color:#1f5fa8;margin:4px 0}
 
 
 def _e(value: Any) -> str:
-    """Escape anything for HTML text and attribute values (quotes included)."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escape anything for HTML text and attribute values (quotes and control characters included)."""
+    return html.escape(printable("" if value is None else str(value)), quote=True)
 
 
 def _td(value: Any, numeric: bool = False) -> str:
@@ -197,7 +197,7 @@ def _running(state: dict, now: float) -> str:
 
 
 def _settings(state: dict) -> str:
-    rows = [[k, v if isinstance(v, str) else json.dumps(v, default=str)] for k, v in sorted(state["settings"].items())]
+    rows = [[k, v if isinstance(v, str) else dumps(v)] for k, v in sorted(state["settings"].items())]
     return _table(["setting", "value"], rows)
 
 

@@ -34,12 +34,14 @@ from torch.func import functional_call
 
 from nas.arch import Arch, ArchError, Block
 from nas.build import build_model, plan
+from nas.checkpoint import CheckpointError, load_file, require_fields
 from nas.cost import arch_cost
 from nas.network import Head, Network
 from nas.space import SearchSpace, load_space
 from nas.train import DeviceData, evaluate
 
 FORMAT = "nas-supernet-1"
+SAVED_FIELDS = ("format", "space", "input", "classes", "seed", "pool", "pool_values", "banks", "state")
 KeyRule = Callable[[Block, str], str]  # (block, path inside the block) -> refined path inside the block
 KEY_RULES: dict[str, KeyRule] = {}
 
@@ -347,17 +349,21 @@ class Supernet(nn.Module):
     @classmethod
     def load(cls, path: str | Path, space: SearchSpace | None = None) -> "Supernet":
         """A supernet as save wrote it (weights_only); space defaults to the built-in of the saved name."""
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a nas supernet file ({FORMAT})")
-        space = space or load_space(data["space"])
-        space = space.with_io(tuple(data["input"]), data["classes"])
-        banks = {k: BankSpec(tuple(shape), getattr(torch, dtype), param, init)
-                 for k, (shape, dtype, param, init) in data["banks"].items()}
-        net = cls(space, pool=data["pool"], seed=data["seed"], banks=banks, pool_values=data["pool_values"])
-        with torch.no_grad():
-            for k, value in data["state"].items():
-                net.bank(k).copy_(value)
+        data = require_fields(path, load_file(path), ("format",), f"a nas supernet file ({FORMAT})")
+        if data["format"] != FORMAT:
+            raise CheckpointError(f"{path}: field format is {data['format']!r}, not a nas supernet file ({FORMAT})")
+        require_fields(path, data, SAVED_FIELDS, f"a complete nas supernet file ({FORMAT})")
+        try:  # right fields, wrong values: name the file rather than fail somewhere below
+            space = (space or load_space(data["space"])).with_io(tuple(data["input"]), data["classes"])
+            banks = {k: BankSpec(tuple(shape), getattr(torch, dtype), param, init)
+                     for k, (shape, dtype, param, init) in data["banks"].items()}
+            net = cls(space, pool=data["pool"], seed=data["seed"], banks=banks, pool_values=data["pool_values"])
+            with torch.no_grad():
+                for k, value in data["state"].items():
+                    net.bank(k).copy_(value)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: damaged supernet file, fields space, input, classes, banks, pool and state "
+                                  f"disagree ({type(err).__name__}: {err})") from None
         return net
 
 

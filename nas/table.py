@@ -6,6 +6,14 @@ import re
 from typing import Any, Sequence
 
 _NUMERIC = re.compile(r"^[-+<]?[\d,.]+(x\d+)*[kMG%]?$")
+# C0 and C1 controls and DEL (terminal escapes, carriage returns, bells) and the bidirectional
+# overrides that reorder what a reader sees: text from a run folder must not act on the terminal
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """text with control characters written as escapes (\\x1b, \\n, \\u202e): one inert line to print."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def number(value: float | int) -> str:
@@ -26,7 +34,7 @@ def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
+        return printable(str(value))
     return number(value)
 
 
@@ -39,7 +47,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, footer
     """
     body = [[cell(v) for v in row] for row in rows]
     foot = [[cell(v) for v in row] for row in footer]
-    head = [str(h) for h in header]
+    head = [printable(str(h)) for h in header]
     n = len(head)
     for row in body + foot:
         if len(row) != n:

@@ -314,16 +314,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: Arch, metrics: dic
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, Arch, dict]:
-    """(state_dict, arch, metrics) from a checkpoint, loaded with weights_only=True."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # a truncated or foreign file: say which
-        raise ValueError(f"{path}: not a readable nas checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(data, dict) or "state_dict" not in data or "arch" not in data:
-        raise ValueError(f"{path}: not a nas checkpoint (needs state_dict and arch)")
-    return data["state_dict"], Arch.from_json(data["arch"]), data.get("metrics", {})
+    """(state_dict, arch, metrics) from a checkpoint; a CheckpointError names the file and field at fault."""
+    from nas.checkpoint import load_checkpoint as read  # the one weights_only loader
+
+    return read(path)
 
 
 def with_overrides(recipe: Recipe, **changes) -> Recipe:

@@ -176,6 +176,68 @@ def test_compare_uses_one_reference_point(fake_run, tmp_path, capsys):
     assert main(["report", "--compare", str(fake_run)]) == 2
 
 
+# ---------------------------------------------------------------------------- hostile names, NaN (issue 17)
+
+def _copy_with(fake_run: Path, run: Path, trials: list[tuple[int, Arch, str, dict]], **search) -> Path:
+    """fake_run copied to run, with more trials and search settings written straight into its store."""
+    shutil.copytree(fake_run, run)
+    store = RunStore(run)
+    settings = store.settings()
+    settings["search"].update(search)
+    store.save_settings(settings)
+    for trial_id, arch, status, metrics in trials:
+        _add(store, trial_id, arch, status, metrics)
+    store.close()
+    return run
+
+
+def test_dollar_signs_in_names_are_plain_text_in_figures(fake_run, tmp_path, capsys):
+    ref = reference("resnet18").with_io((1, 8, 8), 10)
+    name = r"a$\frac{1}{0}$b$x^2$c$\frac{1}{$"  # mathtext would fail on the last pair
+    runs = [_copy_with(fake_run, tmp_path / f"{name}{k}", [(10, ref, "ok", {"val_acc": 71.0, "macs": 2e5,
+                                                                             "reference": r"ref$\frac{1}{$"})])
+            for k in (1, 2)]
+    assert main(["report", str(runs[0])]) == 0
+    assert all((runs[0] / f).stat().st_size > 0 for f in ("pareto.png", "hypervolume.png", "report.html"))
+    assert main(["report", "--compare", *map(str, runs), "-o", str(tmp_path / "cmp")]) == 0  # names in the legends
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+    assert "nas: error" not in capsys.readouterr().err
+
+
+def test_control_characters_are_escaped_on_the_terminal_and_in_html(fake_run, tmp_path, capsys):
+    space = load_space("resnet_like").with_io((1, 8, 8), 10)
+    reason = "failed: ValueError: \x1b[31mred\x1b[0m\r\nsecond line\x07"
+    run = _copy_with(fake_run, tmp_path / "ctl", [(10, space.sample(np.random.default_rng(1)), reason, {})])
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert not set(out) & {"\x1b", "\x07", "\r"}
+    (failures,) = [line for line in out.splitlines() if line.startswith("failures:")]
+    assert r"ValueError: \x1b[31mred\x1b[0m\r\nsecond line\x07" in failures  # one line, shown not obeyed
+    page = (run / "report.html").read_text()
+    assert not set(page) & {"\x1b", "\x07", "\r"}
+    assert r"ValueError: \x1b[31mred\x1b[0m\r\nsecond line\x07" in page and "&lt;script&gt;" in page
+
+
+def _strict_json(text: str):
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+def test_json_output_has_null_for_nan(fake_run, tmp_path, capsys):
+    space = load_space("resnet_like").with_io((1, 8, 8), 10)
+    diverged = {"val_acc": 10.0, "val_loss": float("nan"), "train_loss": float("inf"), "macs": 1e5}
+    run = _copy_with(fake_run, tmp_path / "nan", [(10, space.sample(np.random.default_rng(2)), "diverged", diverged)],
+                     budget_gpu_hours=float("nan"))
+    assert main(["report", str(run), "--json"]) == 0
+    data = _strict_json(capsys.readouterr().out)
+    assert data["budget"]["gpu_hours"] is None and data["settings"]["budget_gpu_hours"] is None
+    (child,) = [t for t in data["trials"] if t["trial_id"] == 10]
+    assert child["metrics"]["val_loss"] is None and child["metrics"]["train_loss"] is None
+    assert main(["report", str(run)]) == 0
+    _strict_json((run / "pareto.json").read_text())
+    assert main(["report", "--compare", str(run), str(fake_run), "--json", "-o", str(tmp_path / "cmp")]) == 0
+    _strict_json(capsys.readouterr().out.splitlines()[-1])
+
+
 # ---------------------------------------------------------------------------- a real (tiny) digits run
 
 @pytest.fixture(scope="module")
