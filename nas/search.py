@@ -24,6 +24,7 @@ from nas.arch import Arch
 from nas.cost import arch_cost
 from nas.pareto import pareto_front
 from nas.progress import Progress
+from nas.run_folder import check_run_dir, run_lock
 from nas.space import load_space
 from nas.store import RunStore
 from nas.train import Recipe
@@ -207,9 +208,9 @@ def _searcher_class():
                 trial_id, values, arch = proposal.trial_id, proposal.values, proposal.arch
                 self.budget.started += 1
                 self.store.save_controller(self.controller.state_dict())
-            self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
+            started = self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
             macs = arch_cost(arch).macs
-            self.live[tune_id] = (trial_id, time.time(), macs)
+            self.live[tune_id] = (trial_id, started, macs)
             self.progress.update(self._status())
             ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
             return {"trial_id": trial_id, "arch": arch.to_dict(), "recipe": asdict(self.settings.recipe()),
@@ -241,6 +242,17 @@ def _searcher_class():
                 prune_checkpoints(self.store, self.settings.objectives)
             self.progress.update(self._status(), final_line=True)
 
+        def attempt_lost(self, tune_id: str) -> None:
+            """Tune retries a child whose worker was lost: charge that attempt, from its start to now."""
+            if tune_id not in self.live:
+                return
+            trial_id, started, macs = self.live[tune_id]
+            now = time.time()
+            lost = max(0.0, now - started) * self.settings.devices_per_trial
+            self.store.retry_trial(trial_id, lost, now)
+            self.budget.spent_s += lost
+            self.live[tune_id] = (trial_id, now, macs)
+
         def _running(self) -> list[tuple[float, float]]:
             now, devices = time.time(), self.settings.devices_per_trial
             return [(macs, (now - started) * devices) for _, started, macs in self.live.values()]
@@ -262,6 +274,33 @@ def _searcher_class():
     return ControllerSearcher
 
 
+HEARTBEAT_S = 5.0  # a killed driver's running children are charged up to its last heartbeat
+
+
+def _attempt_watch_class():
+    from ray.tune import Callback
+
+    class AttemptWatch(Callback):
+        """Keeps the run's heartbeat fresh and charges the attempts Tune retries after a lost worker."""
+
+        def __init__(self, searcher):
+            self.searcher, self.last_beat = searcher, 0.0
+
+        def __getstate__(self) -> dict:
+            return {"last_beat": self.last_beat}  # Tune pickles its configuration; the searcher holds the store
+
+        def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+            now = time.time()
+            if now - self.last_beat >= HEARTBEAT_S:
+                self.searcher.store.beat(now)
+                self.last_beat = now
+
+        def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+            self.searcher.attempt_lost(trial.trial_id)
+
+    return AttemptWatch
+
+
 def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
     """Keep the checkpoints of the current Pareto set only."""
     kept = [(t, objective_vector(t.metrics, objectives)) for t in store.trials() if t.status == "ok" and t.checkpoint]
@@ -277,15 +316,24 @@ def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
 
 def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial) -> Path:
     """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks)."""
+    run_dir = Path(settings.run_dir).resolve()
+    check_run_dir(run_dir, resume)  # before the lock, whose file must not land in a folder that is not ours
+    with run_lock(run_dir):
+        check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
+        return _search_locked(settings, resume, out, trainable, run_dir)
+
+
+def _search_locked(settings: SearchSettings, resume: bool, out, trainable, run_dir: Path) -> Path:
+    """run_search once the run folder is checked and locked."""
     import ray
     from ray import tune
 
     from nas.data import load_splits
 
-    run_dir = Path(settings.run_dir).resolve()
     store = RunStore(run_dir, create=not resume)
     if resume:
         settings = SearchSettings.from_dict(store.settings()["search"])
+        store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
     else:
         store.save_settings({"search": settings.to_dict(), "created": time.time()})
     splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
@@ -333,7 +381,7 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
                                         metric="val_acc", mode="max"),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=1),
-                                      log_to_file=False),
+                                      callbacks=[_attempt_watch_class()(searcher)], log_to_file=False),
         )
         tuner.fit()
         progress.close(searcher._status())
