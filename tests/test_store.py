@@ -278,7 +278,9 @@ def test_a_new_search_on_a_locked_empty_folder_names_the_holder(tmp_path):
 
 def test_the_lock_is_not_inherited_by_child_processes(tmp_path):
     with run_lock(tmp_path / "run"):
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], close_fds=False)
+        child = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"],
+                                 close_fds=False, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "up\n"  # running its own program: what it inherited is what it keeps
     try:
         with run_lock(tmp_path / "run"):  # the child still lives, and does not hold the lock
             pass
