@@ -4,7 +4,6 @@ older runs read without writing and migrated when written; lost attempts charged
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import subprocess
@@ -19,49 +18,7 @@ from nas.report import run_state
 from nas.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
 from nas.search import SearchSettings, run_search
 from nas.store import RunStore
-from nas.store_file import APPLICATION_ID, SCHEMA_VERSION
-
-# The schema of runs written before the file was marked (no application_id, user_version 0).
-LEGACY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS trials (
-    trial_id INTEGER PRIMARY KEY,
-    arch_id TEXT NOT NULL,
-    arch TEXT NOT NULL,
-    decisions TEXT NOT NULL,
-    status TEXT NOT NULL,          -- running | ok | diverged | failed: <reason>
-    metrics TEXT,
-    device_s REAL NOT NULL DEFAULT 0,
-    started REAL,
-    ended REAL,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    checkpoint TEXT
-);
-CREATE TABLE IF NOT EXISTS controller (id INTEGER PRIMARY KEY CHECK (id = 0), state TEXT NOT NULL, saved REAL);
-CREATE TABLE IF NOT EXISTS events (at REAL NOT NULL, kind TEXT NOT NULL, detail TEXT);
-CREATE TABLE IF NOT EXISTS retrains (       -- `nas retrain`: a found child trained again with a longer recipe
-    retrain_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    trial_id INTEGER NOT NULL,
-    recipe TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    device_s REAL NOT NULL DEFAULT 0,
-    ended REAL,
-    checkpoint TEXT
-);
-CREATE TABLE IF NOT EXISTS phases (         -- work done outside the children, charged to the budget (a supernet)
-    name TEXT PRIMARY KEY,
-    device_s REAL NOT NULL DEFAULT 0,
-    detail TEXT,
-    ended REAL
-);
-CREATE TABLE IF NOT EXISTS inherited (      -- children scored with weights inherited from a supernet
-    arch_id TEXT PRIMARY KEY,
-    arch TEXT NOT NULL,
-    decisions TEXT NOT NULL,
-    metrics TEXT NOT NULL
-);
-"""
-
+from nas.store_file import ADDED_COLUMNS, APPLICATION_ID, SCHEMA_VERSION
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -79,17 +36,22 @@ def _new_run(run_dir: Path, **changes) -> RunStore:
 
 
 def _legacy_run(run_dir: Path) -> Path:
-    """A run as nas wrote it before this change: the old schema, WAL, one finished and one running child."""
-    run_dir.mkdir(parents=True)
-    (run_dir / "checkpoints").mkdir()
-    db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(LEGACY_SCHEMA)
-    db.execute("INSERT INTO settings VALUES ('search', ?)", (json.dumps(_settings(run_dir).to_dict()),))
-    db.execute("INSERT INTO trials VALUES (0, 'a0', '{}', '[1]', 'ok', '{\"val_acc\": 90.0, \"macs\": 1000}', 12.0, 1.0, 13.0, 1, NULL)")
-    db.execute("INSERT INTO trials VALUES (1, 'a1', '{}', '[2]', 'running', NULL, 0, 20.0, NULL, 1, NULL)")
+    """A run as nas wrote it before the file was marked: no application_id, user_version 0, no heartbeat
+    table, trials without the columns added since; one finished and one running child."""
+    store = _new_run(run_dir)
+    store.start_trial(0, "{}", "a0", [1])
+    store.finish_trial(0, "ok", {"val_acc": 90.0, "macs": 1000}, 12.0, {})
+    store.close()
+    path = run_dir / "run.sqlite"
+    with sqlite3.connect(path) as db:
+        for column in ADDED_COLUMNS["trials"]:
+            db.execute(f"ALTER TABLE trials DROP COLUMN {column}")
+        db.execute("DROP TABLE heartbeat")
+        db.execute("PRAGMA application_id=0")
+        db.execute("PRAGMA user_version=0")
+        db.execute("INSERT INTO trials VALUES (1, 'a1', '{}', '[2]', 'running', NULL, 0, 20.0, NULL, 1, NULL)")  # old layout
     db.close()
-    return run_dir / "run.sqlite"
+    return path
 
 
 def _refused(argv: list[str], capsys) -> str:
