@@ -58,7 +58,8 @@ def make_run(run_dir: Path, trials: int, seed: int) -> None:
         rows.append((trial_id, arch_id, arch_json, json.dumps(values), status, json.dumps(metrics), device_s,
                      started, started + device_s, 1, None))
     store.db.execute("BEGIN IMMEDIATE")
-    store.db.executemany("INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    store.db.executemany("INSERT INTO trials (trial_id, arch_id, arch, decisions, status, metrics, device_s, started, "
+                         "ended, attempts, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     store.db.execute("INSERT INTO events VALUES (?, 'start', ?)", (rows[0][7], json.dumps({"finished": 0})))
     store.db.execute("INSERT INTO events VALUES (?, 'end', ?)", (clock, json.dumps({})))
     store.db.execute("COMMIT")

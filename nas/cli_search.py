@@ -161,9 +161,11 @@ def run_search_resume(run_dir: str, ray_address: str | None) -> Path:
     from nas.search import SearchSettings, run_search
     from nas.store import RunStore
 
-    store = RunStore(run_dir)
-    settings = SearchSettings.from_dict(store.settings()["search"])
-    store.close()
+    store = RunStore(run_dir, readonly=True)
+    try:
+        settings = SearchSettings.from_dict(store.settings()["search"])
+    finally:
+        store.close()
     settings = replace(settings, run_dir=str(Path(run_dir)), ray_address=ray_address or settings.ray_address)
     return run_search(settings, resume=True)
 

@@ -40,7 +40,7 @@ def run_state(run_dir: str | Path) -> dict:
 
 
 def _run_state(run_dir: str | Path) -> dict:
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, readonly=True)
     try:
         settings = store.settings()
         trials = store.trials()
@@ -48,6 +48,7 @@ def _run_state(run_dir: str | Path) -> dict:
         retrains = store.retrains()
         phases = store.phases()
         inherited = store.inherited()
+        spent_h = store.device_seconds() / 3600
     finally:
         store.close()
     search = settings.get("search", {})
@@ -59,7 +60,6 @@ def _run_state(run_dir: str | Path) -> dict:
     on_front = pareto_front(np.array([p for _, p in valid])) if valid else []
     front = sorted((valid[i][0] for i in on_front), key=lambda t: (t.metrics.get("macs") or 0, t.trial_id))
     budget_h = search.get("budget_gpu_hours")
-    spent_h = (sum(t.device_s for t in trials if t.status != "running") + phase_seconds(phases)) / 3600
     scale = hypervolume_scale([t.metrics for t in searched], search.get("max_macs"))
     return {
         "run_dir": str(Path(run_dir)),
@@ -186,7 +186,8 @@ def hypervolume_curve(trials: list[dict], scale: float | None, start_s: float = 
     """
     finished = sorted((t for t in trials if t["status"] != "running"),
                       key=lambda t: (t["ended"] if t["ended"] is not None else math.inf, t["trial_id"]))
-    hours = (start_s + np.cumsum([t["device_s"] for t in finished])) / 3600 if finished else np.zeros(0)
+    spent = [t["device_s"] + t.get("lost_device_s", 0.0) for t in finished]  # a child's lost attempts too
+    hours = (start_s + np.cumsum(spent)) / 3600 if finished else np.zeros(0)
     front = IncrementalFront(scale or 1.0)
     volume = []
     for t in finished:
@@ -341,5 +342,5 @@ def _trial_dict(t) -> dict:
     return {"trial_id": t.trial_id, "arch_id": t.arch_id, "status": t.status, "decisions": t.decisions,
             "val_acc": t.metrics.get("val_acc"), "test_acc": t.metrics.get("test_acc"),
             "macs": t.metrics.get("macs"), "params": t.metrics.get("params"), "device_s": t.device_s,
-            "started": t.started, "ended": t.ended, "attempts": t.attempts, "checkpoint": t.checkpoint,
-            "metrics": t.metrics, "arch": t.arch}
+            "lost_device_s": t.lost_device_s, "started": t.started, "ended": t.ended, "attempts": t.attempts,
+            "checkpoint": t.checkpoint, "error": t.error, "metrics": t.metrics, "arch": t.arch}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import sys
 import time
 import traceback
@@ -23,9 +22,11 @@ from controllers import make_controller
 from controllers.base import SEARCH_WIDE_OPTIONS, Controller, Exhausted, objective_vector
 from controllers.weight_sharing import WeightSharingController
 from nas.arch import Arch
+from nas.cluster import start_ray, trial_slots
 from nas.cost import arch_cost
 from nas.pareto import pareto_front
 from nas.progress import Progress
+from nas.run_folder import check_run_dir, run_lock
 from nas.space import load_space
 from nas.store import RunStore
 from nas.train import Recipe, failure_status
@@ -232,13 +233,13 @@ def _searcher_class():
                 trial_id, values, arch = proposal.trial_id, proposal.values, proposal.arch
                 self.budget.started += 1
                 self.store.save_controller(self.controller.state_dict())
-            self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
+            started = self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
             try:
                 macs = arch_cost(arch).macs
             except ValueError as err:  # the space allowed it, but it cannot be built at this input: fail it, go on
                 self._finish(trial_id, failure_status(err), {}, 0.0, traceback.format_exc())
                 return None  # Tune asks again at its next step
-            self.live[tune_id] = (trial_id, time.time(), macs)
+            self.live[tune_id] = (trial_id, started, macs)
             self.progress.update(self._status())
             ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
             return {"trial_id": trial_id, "arch": arch.to_dict(), "recipe": asdict(self.settings.recipe()),
@@ -275,6 +276,17 @@ def _searcher_class():
             self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
                                     str(ckpt) if ckpt.exists() else None, error=error)
 
+        def attempt_lost(self, tune_id: str) -> None:
+            """Tune retries a child whose worker was lost: charge that attempt, from its start to now."""
+            if tune_id not in self.live:
+                return
+            trial_id, started, macs = self.live[tune_id]
+            now = time.time()
+            lost = max(0.0, now - started) * self.settings.devices_per_trial
+            self.store.retry_trial(trial_id, lost, now)
+            self.budget.spent_s += lost
+            self.live[tune_id] = (trial_id, now, macs)
+
         def _running(self) -> list[tuple[float, float]]:
             now, devices = time.time(), self.settings.devices_per_trial
             return [(macs, (now - started) * devices) for _, started, macs in self.live.values()]
@@ -294,6 +306,33 @@ def _searcher_class():
                     "budget_h": self.settings.budget_gpu_hours, "best": best, "front": front, "eta_s": left}
 
     return ControllerSearcher
+
+
+HEARTBEAT_S = 5.0  # a killed driver's running children are charged up to its last heartbeat
+
+
+def _attempt_watch_class():
+    from ray.tune import Callback
+
+    class AttemptWatch(Callback):
+        """Keeps the run's heartbeat fresh and charges the attempts Tune retries after a lost worker."""
+
+        def __init__(self, searcher):
+            self.searcher, self.last_beat = searcher, 0.0
+
+        def __getstate__(self) -> dict:
+            return {"last_beat": self.last_beat}  # Tune pickles its configuration; the searcher holds the store
+
+        def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+            now = time.time()
+            if now - self.last_beat >= HEARTBEAT_S:
+                self.searcher.store.beat(now)
+                self.last_beat = now
+
+        def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+            self.searcher.attempt_lost(trial.trial_id)
+
+    return AttemptWatch
 
 
 def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
@@ -324,25 +363,31 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
     """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks).
 
     With resume, settings are the run's own (read back from its store); ray_address may differ.
+    Every input is checked, Ray included, before the run folder is created or locked.
     """
     import ray
 
     run_dir = Path(settings.run_dir).resolve()
     splits, controller = prepare_search(settings)
+    check_run_dir(run_dir, resume)  # before the lock, whose file must not land in a folder that is not ours
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_ray = time.perf_counter()
     start_ray(settings.ray_address)
     try:
         slots = trial_slots(settings, ray.nodes())
-        store = RunStore(run_dir, create=not resume)
-        try:
-            if not resume:
-                store.save_settings({"search": settings.to_dict(), "created": time.time()})
-            store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
-            _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
-        finally:
-            store.close()
+        with run_lock(run_dir):
+            check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
+            store = RunStore(run_dir, create=not resume)
+            try:
+                if resume:
+                    store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
+                else:
+                    store.save_settings({"search": settings.to_dict(), "created": time.time()})
+                store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+                _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
+            finally:
+                store.close()
     finally:
         ray.shutdown()
     return run_dir
@@ -380,59 +425,9 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
                                     max_concurrent_trials=slots, reuse_actors=True),
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=1), log_to_file=False),
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  callbacks=[_attempt_watch_class()(searcher)], log_to_file=False),
     )
     tuner.fit()
     progress.close(searcher._status())
     store.log("end", {"spent_h": budget.spent_s / 3600})
-
-
-RAY_CONNECT_TIMEOUT_S = 10.0
-
-
-def start_ray(address: str | None) -> None:
-    """Start a local Ray instance, or join the cluster at address; one line when it cannot be reached."""
-    import ray
-
-    if address and address != "auto":
-        _check_reachable(address)  # seconds, instead of minutes of Ray's own retries
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=True, ignore_reinit_error=True)
-    except ConnectionError as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise RayUnavailable(f"--ray-address {address}: cannot join a Ray cluster ({reason})") from None
-
-
-class RayUnavailable(ValueError):
-    """No Ray cluster answers at the given address."""
-
-
-def _check_reachable(address: str) -> None:
-    """Refuse an address with no listener within RAY_CONNECT_TIMEOUT_S."""
-    host_port = address.removeprefix("ray://").rsplit("/", 1)[0]
-    host, sep, port = host_port.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise RayUnavailable(f"--ray-address must be auto, host:port or ray://host:port, got {address!r}")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise RayUnavailable(f"--ray-address {address}: nothing answers there ({reason}); "
-                             "is the cluster's head node running?") from None
-
-
-def trial_slots(settings: SearchSettings, nodes: list[dict]) -> int:
-    """How many children can run at once on these Ray nodes; refuses a child that no node can ever hold."""
-    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
-    cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
-    largest_cpu = max((r.get("CPU", 0.0) for r in alive), default=0.0)
-    largest_gpu = max((r.get("GPU", 0.0) for r in alive), default=0.0)
-    if cpus > largest_cpu:
-        raise ValueError(f"--cpus-per-trial {cpus:g}: no node of the Ray cluster has that many CPUs "
-                         f"(the largest has {largest_cpu:g})")
-    if gpus > largest_gpu:
-        have = f"the largest node has {largest_gpu:g}" if largest_gpu else "the cluster has none"
-        raise ValueError(f"--gpus-per-trial {gpus:g}: no node of the Ray cluster has that many GPUs ({have})")
-    slots = sum(min(r.get("CPU", 0.0) // cpus, r.get("GPU", 0.0) // gpus if gpus else math.inf) for r in alive)
-    return max(1, int(slots))

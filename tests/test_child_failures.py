@@ -12,8 +12,8 @@ import sqlite3
 import pytest
 
 from nas.cli import main
-from nas.report import run_state
-from nas.search import SearchSettings, trial_slots
+from nas.cluster import trial_slots
+from nas.search import SearchSettings
 
 # Four tiny digits networks; the two with a 1e10-unit hidden layer cannot allocate it (a RuntimeError on CPU).
 FLAKY_SPACE = """

@@ -172,8 +172,12 @@ def test_a_lost_worker_is_retried_once(tmp_path):
     settings = SearchSettings(space="nasbench_macro", controller="random", dataset="digits", budget_trials=2,
                               run_dir=str(tmp_path / "run"), keep_checkpoints="all")
     run_search(settings, out=io.StringIO(), trainable=_dies_first_time)
-    statuses = [t["status"] for t in run_state(tmp_path / "run")["trials"]]
-    assert statuses == ["ok", "failed: ray worker lost (retried once)"]
+    state = run_state(tmp_path / "run")
+    assert [t["status"] for t in state["trials"]] == ["ok", "failed: ray worker lost (retried once)"]
+    assert [t["attempts"] for t in state["trials"]] == [2, 2]
+    assert all(t["lost_device_s"] > 0 for t in state["trials"])  # the first attempt is charged too
+    charged = sum(t["device_s"] + t["lost_device_s"] for t in state["trials"])
+    assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(charged)
 
 
 def test_budget_charges_a_running_child_by_its_size():

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 
-from nas.report import run_state
+import pytest
+
+from nas.report import phase_seconds, run_state
 from nas.store import RunStore
 
 SEARCH = [sys.executable, "-m", "nas", "search", "--space", "resnet_like", "--dataset", "digits", "--epochs", "2",
@@ -17,23 +19,31 @@ SEARCH = [sys.executable, "-m", "nas", "search", "--space", "resnet_like", "--da
           "--controller-option", "tournament=2"]
 
 
-def _finished(run_dir) -> int:
+def _killable(run_dir) -> bool:
+    """Two children finished, and the driver's last heartbeat came after every running child started
+    (so each of them has device time on record to be charged)."""
     if not (run_dir / "run.sqlite").exists():
-        return 0
-    store = RunStore(run_dir)
+        return False
+    store = RunStore(run_dir, readonly=True)
     try:
-        return sum(t.status != "running" for t in store.trials())
+        trials, beat = store.trials(), store.heartbeat()
     finally:
         store.close()
+    running = [t.started for t in trials if t.status == "running"]
+    return len(trials) - len(running) >= 2 and bool(running) and beat is not None and beat > max(running)
 
 
-def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
+def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
+    from nas.cli import main
+
     run = tmp_path / "run"
     proc = subprocess.Popen(SEARCH + ["--budget-trials", "6", "--run-dir", str(run)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while _finished(run) < 2 and time.time() < deadline and proc.poll() is None:
+    while not _killable(run) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
+    assert main(["search", "--resume", str(run)]) == 2  # one search at a time on a run folder
+    assert f"in use by another nas search (pid {proc.pid})" in capsys.readouterr().err
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait()
     before = {t["trial_id"]: t for t in run_state(run)["trials"] if t["status"] != "running"}
@@ -49,6 +59,11 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
         now = state["trials"][trial_id]
         assert (now["arch_id"], now["val_acc"], now["ended"]) == (old["arch_id"], old["val_acc"], old["ended"])
     assert [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume")] == ["start", "resume"]
+    repeated = [t for t in state["trials"] if t["attempts"] >= 2]
+    assert repeated and all(t["lost_device_s"] > 0 for t in repeated)  # the killed attempts are charged
+    assert all(t["lost_device_s"] == 0 for t in state["trials"] if t["attempts"] == 1)
+    charged = sum(t["device_s"] + t["lost_device_s"] for t in state["trials"]) + phase_seconds(state["phases"])
+    assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(charged)
 
 
 def _free_port() -> int:
