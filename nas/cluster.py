@@ -19,7 +19,8 @@ def start_ray(address: str | None) -> None:
     if address and address != "auto":
         _check_reachable(address)  # seconds, instead of minutes of Ray's own retries
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        # "local": a private instance, never whichever cluster `ray start` last left on this machine
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=True, ignore_reinit_error=True)
     except ConnectionError as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]

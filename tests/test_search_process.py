@@ -72,20 +72,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_cluster(address: str, env: dict, head: subprocess.Popen) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and head.poll() is None:
+        status = subprocess.run(["ray", "status", f"--address={address}"], capture_output=True, timeout=60, env=env)
+        if status.returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray head at {address} did not come up")
+
+
 def test_search_joins_an_existing_ray_cluster(tmp_path):
     port = _free_port()
+    address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # Ray's token authentication, as a real cluster runs it
-    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120, env=env)
+    # --block keeps the head's processes in this test's own session, so the test stops exactly those (never `ray stop`).
+    head = subprocess.Popen(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats", "--block"], start_new_session=True, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        _wait_for_cluster(address, env, head)
         run = tmp_path / "run"
         done = subprocess.run(SEARCH + ["--budget-trials", "2", "--epochs", "1", "--run-dir", str(run),
-                                        "--ray-address", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300,
-                              env=env)
+                                        "--ray-address", address], capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         assert run_state(run)["counts"]["ok"] == 2
-        status = subprocess.run(["ray", "status", f"--address=127.0.0.1:{port}"], capture_output=True, text=True,
+        status = subprocess.run(["ray", "status", f"--address={address}"], capture_output=True, text=True,
                                 timeout=60, env=env)
         assert status.returncode == 0  # the cluster outlives the search that joined it
+        local = tmp_path / "local"
+        done = subprocess.run(SEARCH + ["--budget-trials", "1", "--epochs", "1", "--run-dir", str(local)],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]  # without --ray-address: a private instance, not this one
+        assert run_state(local)["counts"]["ok"] == 1
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
+        _stop_group(head)
+
+
+def _stop_group(leader: subprocess.Popen) -> None:
+    """SIGTERM, a grace period, then SIGKILL to whatever is left of the process group this test started."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(leader.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            leader.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
