@@ -107,7 +107,9 @@ def add_search(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", help="default runs/<date>-<space>-<controller>")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR (all settings come from it)")
-    p.add_argument("--ray-address", help="auto or host:port of an existing Ray cluster (default: local Ray)")
+    p.add_argument("--ray-address", help="auto or host:port of an existing Ray cluster (default: a private local Ray)")
+    p.add_argument("--max-failures-in-a-row", type=int, default=20, metavar="N",
+                   help="stop starting children after N failures in a row (default 20; 0 never stops)")
     p.add_argument("--controller-option", action="append", default=[], metavar="KEY=VALUE",
                    help="controller setting, e.g. population=20 (repeatable)")
     p.set_defaults(run=cmd_search)
@@ -149,7 +151,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             lr=args.lr, train_fraction=args.train_fraction, gpus_per_trial=gpus, cpus_per_trial=args.cpus_per_trial,
             seed=args.seed, run_dir=str(args.run_dir or default_run_dir(args.space, args.controller)),
             ray_address=args.ray_address, scheduler=args.scheduler, data_dir=args.data_dir,
-            controller_options=_controller_options(args.controller_option))
+            controller_options=_controller_options(args.controller_option),
+            max_failures_in_a_row=args.max_failures_in_a_row)
         run_dir = run_search(settings)  # checks every input before it creates the run folder
     print(run_dir)
     return 0

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class SearchSettings:
     data_dir: str | None = None
     keep_checkpoints: str = "pareto"  # pareto | all | none
     controller_options: dict = field(default_factory=dict)
+    max_failures_in_a_row: int = 20  # then the search stops starting children: the cause is not the child; 0 = never
 
     def __post_init__(self) -> None:
         if self.budget_gpu_hours is None and self.budget_trials is None:
@@ -85,6 +87,8 @@ class SearchSettings:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.scheduler not in (None, "asha"):
             raise ValueError(f"--scheduler must be asha (or omitted), got {self.scheduler!r}")
+        if self.max_failures_in_a_row < 0:
+            raise ValueError(f"--max-failures-in-a-row must be >= 0 (0: never give up), got {self.max_failures_in_a_row}")
         if self.keep_checkpoints not in ("pareto", "all", "none"):
             raise ValueError(f"keep_checkpoints must be pareto, all or none, got {self.keep_checkpoints!r}")
         if not isinstance(self.controller_options, dict):
@@ -206,12 +210,13 @@ def _searcher_class():
 
         def __init__(self, controller: Controller, store: RunStore, settings: SearchSettings, budget: Budget,
                      progress: Progress, run_dir: Path):
-            super().__init__()  # metric and mode come from TuneConfig
+            super().__init__()  # no Tune metric: children are ranked by our own objectives
             self.controller, self.store, self.settings = controller, store, settings
             self.budget, self.progress, self.run_dir = budget, progress, run_dir
             self.live: dict[str, tuple[int, float, float]] = {}  # Tune id -> (our trial id, start time, macs)
             self.replay = sorted(controller.pending.items())  # children a killed run left unfinished
             self.done = False
+            self.failures_in_a_row, self.last_failure = 0, ""
 
         def __getstate__(self) -> dict:
             # Tune pickles its configuration; our durable state lives in the run store instead.
@@ -221,7 +226,7 @@ def _searcher_class():
             if self.replay:
                 trial_id, values = self.replay.pop(0)
                 arch = self.controller.space.decode(values)
-            elif self.done or not self.budget.allows(self._running()):
+            elif self.done or self.gave_up or not self.budget.allows(self._running()):
                 self.done = True  # the budget is spent: let the running children finish, start none
                 return None if self.live else Searcher.FINISHED
             else:
@@ -271,10 +276,18 @@ def _searcher_class():
         def _finish(self, trial_id: int, status: str, metrics: dict, device_s: float, error: str | None) -> None:
             """Tell the controller and record the child with the state that learned from it, in one transaction."""
             usable = status in ("ok", "stopped")
+            self.failures_in_a_row = 0 if usable else self.failures_in_a_row + 1
+            self.last_failure = self.last_failure if usable else status
             self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
             ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
             self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
                                     str(ckpt) if ckpt.exists() else None, error=error)
+
+        @property
+        def gave_up(self) -> bool:
+            """Whether so many children failed in a row that the cause must be the space, recipe or data."""
+            limit = self.settings.max_failures_in_a_row
+            return bool(limit) and self.failures_in_a_row >= limit
 
         def attempt_lost(self, tune_id: str) -> None:
             """Tune retries a child whose worker was lost: charge that attempt, from its start to now."""
@@ -308,7 +321,7 @@ def _searcher_class():
     return ControllerSearcher
 
 
-HEARTBEAT_S = 5.0  # a killed driver's running children are charged up to its last heartbeat
+HEARTBEAT_S = 1.0  # a killed driver's running children are charged up to its last heartbeat (one small write)
 
 
 def _attempt_watch_class():
@@ -372,24 +385,23 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
     check_run_dir(run_dir, resume)  # before the lock, whose file must not land in a folder that is not ours
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    t_ray = time.perf_counter()
-    start_ray(settings.ray_address)
-    try:
+    with ExitStack() as stack:
+        if resume:  # the folder is ours already: a second search on it is refused before Ray starts
+            stack.enter_context(run_lock(run_dir))
+        t_ray = time.perf_counter()
+        start_ray(settings.ray_address)
+        stack.callback(ray.shutdown)
         slots = trial_slots(settings, ray.nodes())
-        with run_lock(run_dir):
-            check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
-            store = RunStore(run_dir, create=not resume)
-            try:
-                if resume:
-                    store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
-                else:
-                    store.save_settings({"search": settings.to_dict(), "created": time.time()})
-                store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
-                _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
-            finally:
-                store.close()
-    finally:
-        ray.shutdown()
+        if not resume:  # only now, with every input checked, is the new run folder created
+            stack.enter_context(run_lock(run_dir))
+        check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
+        store = stack.enter_context(closing(RunStore(run_dir, create=not resume)))
+        if resume:
+            store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
+        else:
+            store.save_settings({"search": settings.to_dict(), "created": time.time()})
+        store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+        _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
     return run_dir
 
 
@@ -430,4 +442,13 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
     )
     tuner.fit()
     progress.close(searcher._status())
+    if searcher.gave_up:
+        store.log("gave_up", {"failures_in_a_row": searcher.failures_in_a_row, "last": searcher.last_failure})
+        raise FailingChildren(f"{run_dir}: the last {searcher.failures_in_a_row} children all failed "
+                              f"(the last one: {searcher.last_failure}); fix the cause and start a new search "
+                              f"(nas report {run_dir} lists the failures)")
     store.log("end", {"spent_h": budget.spent_s / 3600})
+
+
+class FailingChildren(ValueError):
+    """Every child fails: the search stopped starting new ones (what finished is kept)."""

@@ -209,9 +209,12 @@ def train_child(arch: Arch, splits, recipe: Recipe = Recipe(), *, on_epoch: Epoc
 _ALLOCATION_FAILED = re.compile(r"can't allocate memory|out of memory|not enough memory|std::bad_alloc", re.IGNORECASE)
 
 
+_TORCH_ASSERT_PREFIX = re.compile(r"^\[enforce fail at [^\]]*\]\s*(?:err == 0\.\s*)?")  # c10's location noise
+
+
 def failure_status(err: BaseException) -> str:
     """'failed: out of memory: ...' or 'failed: <Type>: <first line>', at most 300 characters."""
-    text = (str(err).strip().splitlines() or [""])[0]
+    text = _TORCH_ASSERT_PREFIX.sub("", (str(err).strip().splitlines() or [""])[0])
     memory = isinstance(err, (torch.OutOfMemoryError, MemoryError)) or (
         isinstance(err, RuntimeError) and _ALLOCATION_FAILED.search(str(err)) is not None)
     reason = f"out of memory: {text}" if memory else f"{type(err).__name__}: {text}"

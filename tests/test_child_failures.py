@@ -61,6 +61,23 @@ def test_failing_children_are_recorded_with_reason_and_traceback_and_the_search_
     assert f"{5 - len(failed)} finished, {len(failed)} failed" in out and "failures: " in out
 
 
+def test_a_search_whose_children_all_fail_stops_with_one_line(tmp_path, capsys):
+    space = tmp_path / "doomed.yaml"
+    space.write_text(FLAKY_SPACE.replace("[[16], [10000000000]]", "[[10000000000], [20000000000]]"))
+    run = tmp_path / "run"
+    argv = SEARCH + ["--space", str(space), "--controller", "random", "--budget-gpu-hours", "1",
+                     "--max-failures-in-a-row", "3", "--run-dir", str(run)]
+    assert main(argv) == 2  # without the limit this budget would buy thousands of failing children
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"nas: error: {run.resolve()}: the last ") and "children all failed" in err
+    assert "failed: out of memory" in err
+    rows = _trial_rows(run)
+    assert 3 <= len(rows) <= 4 and all(r[1].startswith("failed: out of memory") for r in rows)  # 2 may run at once
+    assert main(["report", str(run), "--json"]) == 0
+    kinds = [e["kind"] for e in json.loads(capsys.readouterr().out)["events"]]
+    assert "gave_up" in kinds and "end" not in kinds
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--lr", "-1"], "lr must be a positive number (--lr), got -1.0"),
     (["--budget-gpu-hours", "nan"], "--budget-gpu-hours: expected a positive finite number, got 'nan'"),
@@ -73,6 +90,7 @@ def test_failing_children_are_recorded_with_reason_and_traceback_and_the_search_
     (["--controller-option", "population=abc"], "option population='abc': input should be a valid integer"),
     (["--controller-option", "tournament=2.5"], "option tournament=2.5: input should be a valid integer"),
     (["--controller-option", "seed=3"], "--controller-option seed: set it with --seed"),
+    (["--max-failures-in-a-row", "-1"], "--max-failures-in-a-row must be >= 0"),
     (["--controller", "weight-sharing", "--controller-option", 'search_options={"population": "x"}'],
      "option population='x': input should be a valid integer"),
 ])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -37,7 +39,8 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
     from nas.cli import main
 
     run = tmp_path / "run"
-    proc = subprocess.Popen(SEARCH + ["--budget-trials", "6", "--run-dir", str(run)], start_new_session=True,
+    # children of a few seconds each, so the kill lands while some run, after a heartbeat that follows their start
+    proc = subprocess.Popen(SEARCH + ["--epochs", "4", "--budget-trials", "6", "--run-dir", str(run)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not _killable(run) and time.time() < deadline and proc.poll() is None:
@@ -87,9 +90,11 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
     address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # Ray's token authentication, as a real cluster runs it
     # --block keeps the head's processes in this test's own session, so the test stops exactly those (never `ray stop`).
+    # Its own --temp-dir: `ray start` records the head there, not in /tmp/ray where ray.init() would find it later.
+    temp_dir = tempfile.mkdtemp(prefix="nas-ray-")  # short: Ray's socket paths must stay under ~100 characters
     head = subprocess.Popen(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                             "--disable-usage-stats", "--block"], start_new_session=True, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--disable-usage-stats", "--block", f"--temp-dir={temp_dir}"], start_new_session=True,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_cluster(address, env, head)
         run = tmp_path / "run"
@@ -107,6 +112,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
         assert run_state(local)["counts"]["ok"] == 1
     finally:
         _stop_group(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _stop_group(leader: subprocess.Popen) -> None:
