@@ -31,6 +31,9 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         require_db(run_dir)
         return
     if (run_dir / DB_NAME).exists():
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            raise RunInUse(f"{run_dir} is in use by another nas search (pid {holder}); wait for it or stop it")
         raise RunDirTaken(f"{run_dir} already holds a run; continue it with nas search --resume {run_dir}, "
                           "or choose another --run-dir")
     if run_dir.exists() and (not run_dir.is_dir() or any(p.name != LOCK_NAME for p in run_dir.iterdir())):
@@ -41,6 +44,21 @@ def _holder(fd: int) -> str:
     """The pid the lock's holder wrote (it may not have written it yet)."""
     text = os.pread(fd, 32, 0).decode(errors="replace").strip()
     return text if text.isdigit() else "unknown"
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """The pid of the process holding the folder's lock, or None when nobody holds it (creates nothing)."""
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # a shared lock taken here ends with it
 
 
 @contextmanager

@@ -47,6 +47,8 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
         time.sleep(0.5)
     assert main(["search", "--resume", str(run)]) == 2  # one search at a time on a run folder
     assert f"in use by another nas search (pid {proc.pid})" in capsys.readouterr().err
+    assert main(SEARCH[3:] + ["--budget-trials", "2", "--run-dir", str(run)]) == 2  # nor a new one over it
+    assert f"in use by another nas search (pid {proc.pid})" in capsys.readouterr().err
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait()
     before = {t["trial_id"]: t for t in run_state(run)["trials"] if t["status"] != "running"}
