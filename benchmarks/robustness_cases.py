@@ -222,17 +222,22 @@ def case_foreign_dir(tmp: Path) -> None:
 
 
 def case_budgets(tmp: Path) -> None:
-    """Budgets of inf, nan and 1e308 device-hours; then `nas report --json` of the nan run."""
+    """Budgets of inf, nan and 1e308 device-hours."""
     for name, value in (("budget_inf", "inf"), ("budget_nan", "nan"), ("budget_huge", "1e308")):
         search(name, tmp, "--budget-gpu-hours", value, run_dir=name, timeout=min(60.0, CFG["timeout"]))
-    args = nas("report", "budget_nan", "--json")
+
+
+def case_report_json(tmp: Path) -> None:
+    """A child that diverges (lr 1e6 stores val_loss NaN), then `nas report --json`: strict JSON or not."""
+    d = search("report_json_diverged", tmp, "--budget-trials", 1, "--lr", "1e6", run_dir="diverged")
+    args = nas("report", "diverged", "--json")
     res = run(args, tmp)
     try:
         json.loads(res["out"], parse_constant=lambda name: json.loads("not JSON"))  # NaN, Infinity raise
         strict = "yes"
     except ValueError:
         strict = "no" if res["out"].strip() else "no output"
-    row("report_json_nan", args, res, tmp / "budget_nan", f"strict JSON: {strict}")
+    row("report_json_nan", args, res, d, f"strict JSON: {strict}")
 
 
 def case_sigkill_charge(tmp: Path) -> None:
@@ -253,9 +258,12 @@ def case_sigkill_charge(tmp: Path) -> None:
     res = finish(proc, t0)
     row("sigkill_charge_kill", args, res, d, "killed while a child ran" if killed_at else "not killed: no child seen")
     resume("sigkill_charge", tmp)
-    retried = query(d, "SELECT trial_id, attempts, device_s FROM trials WHERE attempts >= 2")
-    facts = [f"trial {t}: attempts {a}, device_s {s:.1f}" + (f" vs {killed_at - started[t]:.1f} s run before the kill"
-                                                             if killed_at and t in started else "") for t, a, s in retried]
+    retried = (query(d, "SELECT trial_id, attempts, device_s, lost_device_s FROM trials WHERE attempts >= 2")
+               or [(t, a, s, None) for t, a, s in query(d, "SELECT trial_id, attempts, device_s FROM trials WHERE attempts >= 2")])
+    facts = [f"trial {t}: attempts {a}, last attempt {s:.1f} s, killed attempt charged "
+             + ("nothing" if lost is None else f"{lost:.1f} s")
+             + (f" of {killed_at - started[t]:.1f} s run before the kill" if killed_at and t in started else "")
+             for t, a, s, lost in retried]
     ROWS[-1]["message"] += f" [{'; '.join(facts) or 'no trial with attempts >= 2'}]"
 
 
@@ -344,7 +352,7 @@ def case_report(tmp: Path) -> None:
 GROUPS = {case_child_raises: "child_raises child_raises_resume", case_child_dropout: "child_dropout",
           case_child_oom: "child_oom train_oom", case_two_searches: "two_searches",
           case_rerun_existing: "rerun_existing", case_foreign_dir: "foreign_dir",
-          case_budgets: "budget_inf budget_nan budget_huge report_json_nan",
+          case_budgets: "budget_inf budget_nan budget_huge", case_report_json: "report_json_diverged report_json_nan",
           case_sigkill_charge: "sigkill_charge sigkill_charge_kill",
           case_sqlite: "sqlite_truncated_report sqlite_truncated_resume sqlite_foreign_report sqlite_foreign_resume",
           case_checkpoints: "ckpt_blocked ckpt_truncated ckpt_empty ckpt_arch_not_json",
