@@ -48,7 +48,7 @@ def module_files(root: Path = ROOT) -> dict[str, Path]:
     return found
 
 
-def _targets(node: ast.AST, module: str, is_package: bool) -> list[str]:
+def _targets(node: ast.AST, module: str, is_package: bool, known: dict) -> list[str]:
     """Absolute module names one import statement names (relative imports resolved)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
@@ -59,8 +59,15 @@ def _targets(node: ast.AST, module: str, is_package: bool) -> list[str]:
         package = module.split(".") if is_package else module.split(".")[:-1]
         package = package[: len(package) - node.level + 1]
         base = ".".join(package + ([base] if base else []))
-    # `from pkg import name` may name a submodule: both candidates are kept, the graph keeps what exists
-    return [base] + [f"{base}.{alias.name}" for alias in node.names]
+    # `from pkg import name` names a submodule or a name of pkg's __init__; only the latter is an edge to pkg
+    subs = [f"{base}.{alias.name}" for alias in node.names]
+    return subs + ([base] if any(_installed(sub) not in known for sub in subs) else [])
+
+
+def _installed(name: str) -> str:
+    """The installed module name of an import target (the mapped folders live under nas)."""
+    top = name.split(".")[0]
+    return MAPPED[top] + name[len(top):] if top in MAPPED else name
 
 
 def import_graph(root: Path = ROOT) -> nx.DiGraph:
@@ -70,9 +77,8 @@ def import_graph(root: Path = ROOT) -> nx.DiGraph:
     graph.add_nodes_from(files)
     for module, path in files.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            for target in _targets(node, module, path.name == "__init__.py"):
-                top = target.split(".")[0]
-                target = MAPPED[top] + target[len(top):] if top in MAPPED else target
+            for target in _targets(node, module, path.name == "__init__.py", files):
+                target = _installed(target)
                 if target in files and target != module:
                     graph.add_edge(module, target)
     return graph
@@ -80,8 +86,10 @@ def import_graph(root: Path = ROOT) -> nx.DiGraph:
 
 def layer(module: str, layers: dict[str, int] = LAYERS) -> int | None:
     """Layer of the longest prefix of module in layers, None when it is not placed."""
+    if module in layers:
+        return layers[module]
     parts = module.split(".")
-    for k in range(len(parts), 0, -1):
+    for k in range(len(parts) - 1, 1, -1):  # down to nas.X: the root package's own entry places no module
         if ".".join(parts[:k]) in layers:
             return layers[".".join(parts[:k])]
     return None
