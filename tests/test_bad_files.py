@@ -138,7 +138,7 @@ def test_export_from_supernet_refuses_bad_supernet_files(name, tmp_path, capsys)
 
 def test_every_torch_load_goes_through_the_one_loader():
     calls = []
-    for module in Path(__file__).parents[1].joinpath("nas").glob("*.py"):
+    for module in Path(__file__).parents[1].joinpath("nas").rglob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
                 calls.append((module.name, {k.arg: ast.unparse(k.value) for k in node.keywords}))

@@ -277,7 +277,7 @@ def test_parser_has_one_subcommand_per_command():
 # ---------------------------------------------------------------------------- export
 
 def test_export_macro_arch(capsys, tmp_path):
-    pytest.importorskip("nas.export")
+    pytest.importorskip("nas.model.export")
     code, out, err = run(capsys, "export", "nasbench_macro:22212220", "-o", str(tmp_path / "model.py"))
     assert code == 0, err
     paths = [Path(p) for p in out.splitlines()]

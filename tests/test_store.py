@@ -204,7 +204,7 @@ def test_the_searcher_charges_an_attempt_tune_retries(tmp_path):
 
 def _holder(run_dir: Path) -> subprocess.Popen:
     """Another process holding the folder's lock until killed."""
-    code = ("import sys, time\nfrom nas.run_folder import run_lock\nwith run_lock(sys.argv[1]):\n"
+    code = ("import sys, time\nfrom nas.store.run_folder import run_lock\nwith run_lock(sys.argv[1]):\n"
             "    print('locked', flush=True)\n    time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})

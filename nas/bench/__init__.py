@@ -2,7 +2,7 @@
 
 from nas.bench.tabular import (HV_REFERENCE, LOADERS, TABULAR_DEFAULTS, TEXTBOOK_REA, Table, format_bench,
                                hypervolume_fraction, load_macro_table, load_nb201_table, load_table, nb201_values,
-                               run_bench, true_hypervolume)
+                               run_bench, run_search, true_hypervolume)
 
 __all__ = ["HV_REFERENCE", "LOADERS", "TABULAR_DEFAULTS", "TEXTBOOK_REA", "Table", "format_bench", "hypervolume_fraction",
-           "load_macro_table", "load_nb201_table", "load_table", "nb201_values", "run_bench", "true_hypervolume"]
+           "load_macro_table", "load_nb201_table", "load_table", "nb201_values", "run_bench", "run_search", "true_hypervolume"]

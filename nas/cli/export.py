@@ -33,7 +33,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nas.model.export import export
-    from nas.store.run_store import DB_NAME
+    from nas.store.store_file import DB_NAME
 
     weights = args.weights
     if (Path(args.targets) / DB_NAME).is_file():  # a run folder: pick one of its children

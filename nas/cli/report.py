@@ -26,7 +26,8 @@ def add_report(sub) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nas.jsonio import dumps
-    from nas.report.state import front_rows, run_phase, run_state, weight_sharing_line, write_report
+    from nas.report.files import write_report
+    from nas.report.state import front_rows, run_phase, run_state, weight_sharing_line
 
     if args.compare:
         return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
@@ -68,7 +69,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
     from nas.jsonio import dumps
-    from nas.report.state import write_compare
+    from nas.report.files import write_compare
     from nas.report.table import format_table, printable
 
     if len(run_dirs) < 2:

@@ -33,10 +33,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from nas.data import load_splits
     from nas.jsonio import dumps
     from nas.report.state import pick_trial, run_state
-    from nas.search.run import SearchSettings
+    from nas.search.settings import SearchSettings
     from nas.store.run_store import RunStore
     from nas.report.table import printable
-    from nas.train.trainer import train_child, with_overrides
+    from nas.train.recipe import with_overrides
+    from nas.train.trainer import train_child
 
     state = run_state(args.run_dir)
     record = pick_trial(state, args.trial, args.pareto_index)

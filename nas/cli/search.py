@@ -57,7 +57,8 @@ def _controller_options(pairs: list[str]) -> dict:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nas.search.run import SearchSettings, default_run_dir, run_search
+    from nas.search.run import run_search
+    from nas.search.settings import SearchSettings, default_run_dir
     from nas.space.search_space import load_space
 
     if args.resume:
@@ -89,7 +90,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def run_search_resume(run_dir: str, ray_address: str | None) -> Path:
     from dataclasses import replace
 
-    from nas.search.run import SearchSettings, run_search
+    from nas.search.run import run_search
+    from nas.search.settings import SearchSettings
     from nas.store.run_store import RunStore
 
     store = RunStore(run_dir, readonly=True)

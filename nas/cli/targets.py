@@ -4,7 +4,7 @@ A target is one of
   * a path to an architecture JSON file (as `Arch.to_json` writes it; `arch_id` is ignored),
   * an inline JSON object (``{"input": ...}``), or an object holding one under ``"arch"``
     (a trial record as `nas report --json` prints it),
-  * a reference name (``resnet18``, ``mobilenet_v2``, ... -- see `nas.reference.REFERENCES`),
+  * a reference name (``resnet18``, ``mobilenet_v2``, ... -- see `nas.model.reference.REFERENCES`),
   * ``SPACE:i,j,k,...`` -- the space's decision indices in `SearchSpace.encode` order; SPACE is a
     built-in space name or a .yaml path. Without commas, ``SPACE:22212220`` reads one digit per
     decision when every decision has at most 10 options,

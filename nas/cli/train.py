@@ -31,7 +31,8 @@ def add_train(sub) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from nas.data import load_splits
-    from nas.train.trainer import Recipe, train_child
+    from nas.train.recipe import Recipe
+    from nas.train.trainer import train_child
 
     found = list(targets(args))
     if len(found) != 1:

@@ -172,7 +172,7 @@ def _imports(names: set[str], imports: dict[str, tuple]) -> str:
 
 
 def export_source(arch: Arch) -> str:
-    """Standalone PyTorch source defining build_model() for arch; its module matches nas.build.build_model."""
+    """Standalone PyTorch source defining build_model() for arch; its module matches nas.model.build.build_model."""
     p = plan(arch)
     calls = [*p.stem, *(call for stage in p.stages for call in stage)]
     classes = {call.cls for call in calls}

@@ -39,7 +39,7 @@ class SupernetRecipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4  # not applied to BatchNorm or bias banks
     label_smoothing: float = 0.1
-    schedule: str = "cosine"  # cosine | onecycle (nas.train.lr_at)
+    schedule: str = "cosine"  # cosine | onecycle (nas.train.trainer.lr_at)
     warmup_epochs: float = 0.0
     rule: str = "spos"  # spos: one uniform child per step | sandwich: largest + smallest + one uniform
     augment: bool = True

@@ -76,7 +76,7 @@ def _hw(h: int, w: int) -> str:
 
 
 def cost_table(cost: Any) -> str:
-    """The course's per-layer table of a `nas.cost.Cost` (computed with detail=True), totals and a note.
+    """The course's per-layer table of a `nas.model.cost.Cost` (computed with detail=True), totals and a note.
 
     Filters are shown for conv and linear layers; kernel, stride and padding for conv and pooling
     windows; a groups column appears when some conv is grouped.

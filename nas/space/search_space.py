@@ -1,6 +1,6 @@
 """SearchSpace: a spec compiled to an ordered sequence of categorical decisions.
 
-Everything samples, mutates, encodes and counts through that sequence; nas.walk turns the spec
+Everything samples, mutates, encodes and counts through that sequence; nas.space.walk turns the spec
 into decisions, decodes indices into an Arch and reads them back out of one.
 """
 

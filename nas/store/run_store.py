@@ -5,7 +5,7 @@ trial's result and the controller state that learned from it are written in one 
 a resumed run never sees one without the other.
 
 The file is marked as ours (PRAGMA application_id and user_version) and checked read-only before
-anything is written to it (nas.store_file): another program's database, a damaged file or one from
+anything is written to it (nas.store.store_file): another program's database, a damaged file or one from
 a newer nas is refused, its bytes untouched.
 """
 
