@@ -23,11 +23,11 @@ import torch
 from torch import nn
 
 from nas.arch import Arch
+from nas.jsonio import recode
 from nas.model.blocks import BLOCKS
 from nas.model.build import Call, build_model, plan
 from nas.model.checkpoint import CheckpointError, arch_field, fit_problems, is_state_dict, load_file
 from nas.model.cost import arch_cost
-from nas.jsonio import recode
 from nas.model.network import Head
 
 FORMATS = ("py", "torchscript", "onnx")

@@ -22,8 +22,8 @@ from torch import nn
 from nas.arch import Arch, ArchError
 from nas.controllers.weight_sharing import RULES
 from nas.model.cost import arch_cost
-from nas.space.search_space import SearchSpace, load_space
 from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited, region
+from nas.space.search_space import SearchSpace, load_space
 from nas.train.trainer import DeviceData, lr_at, param_groups, random_crop_flip, resolve_device
 
 EpochCallback = Callable[[dict], bool | None]  # per-epoch metrics -> True to stop early

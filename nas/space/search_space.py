@@ -16,10 +16,10 @@ import numpy as np
 
 from nas.arch import Arch
 from nas.model.build import ArchError, plan
+from nas.search_spaces import builtin_space_files
 from nas.space.language import SpaceError
 from nas.space.spec import SpaceSpec, load_spec
 from nas.space.walk import Condition, Decision, NotInSpace, _Compile, _Decode, _Read, _walk
-from nas.search_spaces import builtin_space_files
 
 __all__ = ["Condition", "Decision", "NotInSpace", "SearchSpace", "load_space"]
 
