@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nas.cli.common import UsageError, _positive_int
+from nas.cli.common import UsageError, positive_int
 
 
 def add_bench(sub) -> None:
@@ -14,8 +14,8 @@ def add_bench(sub) -> None:
     p.add_argument("--space", required=True, choices=("nasbench201", "nasbench_macro"))
     p.add_argument("--table", required=True, help="the benchmark's CSV (see ../shared/benchmarks)")
     p.add_argument("--controller", default="evolution")
-    p.add_argument("--queries", type=_positive_int, default=150)
-    p.add_argument("--seeds", type=_positive_int, default=10)
+    p.add_argument("--queries", type=positive_int, default=150)
+    p.add_argument("--seeds", type=positive_int, default=10)
     p.add_argument("--objectives", default="accuracy")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)

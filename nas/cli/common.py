@@ -31,7 +31,7 @@ def parse_number(text: str) -> float:
     return int(value) if value.is_integer() else value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -41,14 +41,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
+def fraction(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -58,7 +58,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _io_shape(text: str) -> tuple[int, int, int]:
+def io_shape(text: str) -> tuple[int, int, int]:
     try:
         return parse_io(text)
     except TargetError as err:
@@ -66,8 +66,8 @@ def _io_shape(text: str) -> tuple[int, int, int]:
 
 
 def add_io_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", type=_io_shape, metavar="CxHxW", help="input shape, e.g. 3x32x32 (overrides the target's)")
-    p.add_argument("--classes", type=_positive_int, metavar="K", help="number of classes (overrides the target's)")
+    p.add_argument("--input", type=io_shape, metavar="CxHxW", help="input shape, e.g. 3x32x32 (overrides the target's)")
+    p.add_argument("--classes", type=positive_int, metavar="K", help="number of classes (overrides the target's)")
 
 
 def add_target_args(p: argparse.ArgumentParser, many: bool = True) -> None:
@@ -84,5 +84,6 @@ def targets(args: argparse.Namespace) -> Iterator[tuple[str, Arch]]:
     return iter_labeled(names, sys.stdin, args.input, args.classes)
 
 
-def _pct(x) -> str:
+def pct(x) -> str:
+    """A percentage with two decimals, or - when there is none."""
     return "-" if x is None else f"{x:.2f}"

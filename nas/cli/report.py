@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from nas.cli.common import UsageError, _pct
+from nas.cli.common import UsageError, pct
 
 
 def add_report(sub) -> None:
@@ -86,7 +86,7 @@ def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
         print(dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}))
         return 0
     print(format_table(["run", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
-                       [[r["run"], r["finished"], r["failed"], f"{r['device_hours']:.4f}", r["front"], _pct(r["best_val_acc"]),
+                       [[r["run"], r["finished"], r["failed"], f"{r['device_hours']:.4f}", r["front"], pct(r["best_val_acc"]),
                          "-" if r["hypervolume"] is None else f"{r['hypervolume']:.4f}"] for r in rows], align="lrrrrrr"))
     print(f"hypervolumes share one reference point: 0% accuracy and {scale or 0:,.0f} multiply-adds")
     print(printable(f"wrote {', '.join(str(p) for p in paths)}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nas.cli.common import _pct, _positive_int
+from nas.cli.common import pct, positive_int
 
 
 def add_retrain(sub) -> None:
@@ -18,8 +18,8 @@ def add_retrain(sub) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--pareto-index", type=int, metavar="K", help="the K-th front architecture (nas report's rank)")
     which.add_argument("--trial", type=int, metavar="ID", help="the child with this trial id")
-    p.add_argument("--epochs", type=_positive_int, required=True)
-    p.add_argument("--batch-size", type=_positive_int, help="default: the run's")
+    p.add_argument("--epochs", type=positive_int, required=True)
+    p.add_argument("--batch-size", type=positive_int, help="default: the run's")
     p.add_argument("--lr", type=float, help="default: the run's")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -58,8 +58,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps({"trial_id": record["trial_id"], "proxy_val_acc": record["val_acc"], **metrics}))
         return 0
-    test = _pct(result.test_acc)
+    test = pct(result.test_acc)
     print(printable(f"trial {record['trial_id']} ({record['arch_id']}) retrained {result.epochs} epochs: {result.status}   "
-                    f"final val {result.val_acc:.2f}% / test {test}%   proxy val {_pct(record['val_acc'])}%   "
+                    f"final val {result.val_acc:.2f}% / test {test}%   proxy val {pct(record['val_acc'])}%   "
                     f"{result.wall_s:.1f} s on {result.device}"))
     return 0

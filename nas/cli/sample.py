@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli.common import _positive_int, add_io_args, parse_number
+from nas.cli.common import positive_int, add_io_args, parse_number
 from nas.jsonio import recode
 
 
@@ -13,7 +13,7 @@ def add_sample(sub) -> None:
                        description="Uniformly random architectures of SPACE (a built-in name or a .yaml file), "
                                    "one Arch JSON per line; the same seed gives the same lines.")
     p.add_argument("space", metavar="SPACE")
-    p.add_argument("-n", type=_positive_int, default=1, help="how many (default 1)")
+    p.add_argument("-n", type=positive_int, default=1, help="how many (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--max-macs", type=parse_number, metavar="M", help="at most this many multiply-adds (2e8, 300M)")
     p.add_argument("--max-params", type=parse_number, metavar="P", help="at most this many parameters (1.5M)")

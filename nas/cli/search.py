@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nas.cli.common import UsageError, _fraction, _positive_float, _positive_int, parse_number
+from nas.cli.common import UsageError, fraction, positive_float, positive_int, parse_number
 
 
 def add_search(sub) -> None:
@@ -20,15 +20,15 @@ def add_search(sub) -> None:
     p.add_argument("--dataset", help="data set (default: the space's, else cifar10)")
     p.add_argument("--data-dir")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget-gpu-hours", type=_positive_float, metavar="H", help="device-hours (a CPU trial counts one device)")
-    budget.add_argument("--budget-trials", type=_positive_int, metavar="N", help="number of children")
+    budget.add_argument("--budget-gpu-hours", type=positive_float, metavar="H", help="device-hours (a CPU trial counts one device)")
+    budget.add_argument("--budget-trials", type=positive_int, metavar="N", help="number of children")
     p.add_argument("--objectives", default="accuracy,macs", help="comma-separated: accuracy, macs, params")
     p.add_argument("--max-macs", type=parse_number, metavar="M")
     p.add_argument("--max-params", type=parse_number, metavar="P")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--train-fraction", type=_fraction, default=1.0)
+    p.add_argument("--train-fraction", type=fraction, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=None, help="fractional GPUs share one GPU (default 1 if any GPU, else 0)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--scheduler", choices=("asha",), help="multi-fidelity early stopping by Pareto rank")

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from nas.cli.common import UsageError, _fraction, _positive_int, add_target_args, targets
+from nas.cli.common import UsageError, fraction, positive_int, add_target_args, targets
 
 
 def add_train(sub) -> None:
@@ -16,10 +16,10 @@ def add_train(sub) -> None:
     add_target_args(p, many=False)
     p.add_argument("--dataset", default="digits", help="cifar10, cifar100, mnist, fashion_mnist, imagefolder, digits, synthetic")
     p.add_argument("--data-dir", help="where data sets are cached (default ~/.cache/nas/data or $NAS_DATA_DIR)")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--train-fraction", type=_fraction, default=1.0, help="proxy: train on this share of the training split")
+    p.add_argument("--train-fraction", type=fraction, default=1.0, help="proxy: train on this share of the training split")
     p.add_argument("--resolution", type=int, default=0, help="proxy: train at this lower resolution")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0)
