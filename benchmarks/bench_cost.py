@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import nas.cost
+import nas.model.cost
 from nas.arch import Arch, Block, Head
-from nas.build import build_model
-from nas.cost import arch_cost
+from nas.model.build import build_model
+from nas.model.cost import arch_cost
 
 GOAL = 10_000  # archs per second, cold
 
@@ -107,11 +107,11 @@ def main() -> None:
     print(f"sampled {len(archs)} archs ({len(set(a.arch_id for a in archs))} distinct, {blocks} blocks) "
           f"in {sample_s:.2f} s (not timed)")
 
-    nas.cost._block_totals.cache_clear()
+    nas.model.cost._block_totals.cache_clear()
     t0 = time.perf_counter()
     costs = [arch_cost(a) for a in archs]
     cold_s = time.perf_counter() - t0
-    info = nas.cost._block_totals.cache_info()
+    info = nas.model.cost._block_totals.cache_info()
     t0 = time.perf_counter()
     for a in archs:
         arch_cost(a)
@@ -139,7 +139,7 @@ def main() -> None:
     print(f"conv_linear_macs vs the module counter: {mismatches}/{n_mod} mismatches")
 
     if args.profile or len(archs) / cold_s < GOAL:
-        nas.cost._block_totals.cache_clear()
+        nas.model.cost._block_totals.cache_clear()
         prof = cProfile.Profile()
         prof.enable()
         for a in archs:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.cost import arch_cost
+from nas.model.cost import arch_cost
 from nas.search import SearchSettings
 from nas.space import load_space
 from nas.store import RunStore

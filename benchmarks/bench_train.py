@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.build import build_model
-from nas.cost import arch_cost
+from nas.model.build import build_model
+from nas.model.cost import arch_cost
 from nas.data import load_splits
 from nas.space import load_space
 from nas.train import Recipe, param_groups, resolve_device, train_child

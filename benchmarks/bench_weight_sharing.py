@@ -1,6 +1,6 @@
 """How well a supernet's inherited weights rank children, and what each route costs.
 
-1. Train one supernet of SPACE on DATASET (nas.supernet_train.train_supernet, in this process).
+1. Train one supernet of SPACE on DATASET (nas.oneshot.training.train_supernet, in this process).
 2. Draw N children uniformly within --max-macs (seed 0), score each with inherited weights
    (BatchNorm recalibrated) and train each stand-alone from scratch with the search's proxy recipe
    (nas.train.train_child, the function every search trial calls).
@@ -29,8 +29,8 @@ from scipy import stats
 from nas.data import load_splits
 from nas.jsonio import dumps
 from nas.space import load_space
-from nas.supernet import Supernet, calibration_batches, evaluate_inherited
-from nas.supernet_train import SupernetRecipe, train_supernet
+from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited
+from nas.oneshot.training import SupernetRecipe, train_supernet
 from nas.train import DeviceData, Recipe, train_child
 
 

@@ -9,8 +9,8 @@ module and no torchvision: the published figures are copied in below.
 
 from __future__ import annotations
 
-from nas.cost import arch_cost
-from nas.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
+from nas.model.cost import arch_cost
+from nas.model.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
 
 
 

@@ -193,7 +193,7 @@ def case_two_searches(tmp: Path) -> None:
     res = {**b, "rc": None if None in (a["rc"], b["rc"]) else b["rc"], "err": b["err"] or a["err"],
            "wall": max(a["wall"], b["wall"])}
     rows = query(d, "SELECT arch, metrics FROM trials")
-    check = ("import json, sys\nfrom nas.arch import Arch\nfrom nas.cost import arch_cost\n"
+    check = ("import json, sys\nfrom nas.arch import Arch\nfrom nas.model.cost import arch_cost\n"
              "bad = 0\nfor arch, metrics in json.load(sys.stdin):\n"
              "    m = json.loads(metrics or '{}').get('macs')\n"
              "    bad += m is not None and m != arch_cost(Arch.from_json(arch)).macs\nprint(bad)")

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from nas.arch import Arch
-from nas.space import SearchSpace
+from nas.space.search_space import SearchSpace
 
 CONTROLLERS: dict[str, type["Controller"]] = {}
 

@@ -6,7 +6,7 @@ from collections import deque
 
 import numpy as np
 
-from controllers.base import Controller, register_controller
+from nas.controllers.base import Controller, register_controller
 from nas.pareto import crowding_distance, non_dominated_ranks
 
 

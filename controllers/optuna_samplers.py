@@ -37,7 +37,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from controllers.base import Controller, Observation, register_controller
+from nas.controllers.base import Controller, Observation, register_controller
 
 
 class OptunaController(Controller):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controllers.base import Controller, register_controller
+from nas.controllers.base import Controller, register_controller
 
 
 @register_controller("random")

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from controllers.base import Controller, Observation, register_controller
+from nas.controllers.base import Controller, Observation, register_controller
 
 
 class _Policy(nn.Module):
@@ -232,7 +232,7 @@ class ReinforceController(Controller):
             if "macs" in self.objectives:
                 macs = float(obs.objectives[self.objectives.index("macs")])
             else:
-                from nas.cost import arch_cost
+                from nas.model.cost import arch_cost
 
                 macs = float(arch_cost(self.space.decode(obs.values)).macs)
             reward = mnasnet_reward(acc, macs, self.target_macs, self.macs_weight, self.hard_target)

@@ -1,8 +1,8 @@
 """Weight-sharing search (``weight-sharing``): one supernet, many children, the winners from scratch.
 
-A search in three phases (nas.weight_sharing runs the first two for ``nas search``):
+A search in three phases (nas.oneshot.phases runs the first two for ``nas search``):
 
-1. train one supernet whose weights every child of the space shares (nas.supernet);
+1. train one supernet whose weights every child of the space shares (nas.oneshot.supernet);
 2. ``score_children``: an inner controller (``search``: evolution by default, or rl, random,
    tpe, nsga2) searches over the children's *inherited-weight* validation accuracy and analytic
    multiply-adds, ``children`` asks in one process, under the same limits as every controller;
@@ -22,9 +22,10 @@ from typing import Callable
 
 import numpy as np
 
-from controllers.base import CONTROLLERS, Controller, Exhausted, make_controller, objective_vector, register_controller
+from nas.controllers.base import CONTROLLERS, Controller, Exhausted, make_controller, objective_vector, register_controller
 from nas.pareto import non_dominated_ranks
-from nas.supernet_train import RULES
+
+RULES = ("spos", "sandwich")  # how the supernet samples children per step; nas.oneshot.training implements them
 
 
 @register_controller("weight-sharing")

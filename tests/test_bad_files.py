@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from nas.arch import Arch, Block, Head
-from nas.build import build_model
+from nas.model.build import build_model
 from nas.cli import main
 from nas.jsonio import dumps, recode
 from nas.store import RunStore
-from nas.table import printable
+from nas.report.table import printable
 
 ARCH = Arch((1, 8, 8), 10, (Block.make("conv", 8, 1),), ((Block.make("basic", 8, 2),),), Head())
 OTHER = Arch((1, 8, 8), 10, (Block.make("conv", 4, 1),), ((Block.make("basic", 8, 2),),), Head())
@@ -120,7 +120,7 @@ SUPERNET_FILES = {
 @pytest.mark.parametrize("name", [*SUPERNET_FILES, "state-of-other-shapes"])
 def test_export_from_supernet_refuses_bad_supernet_files(name, tmp_path, capsys):
     from nas.space import load_space
-    from nas.supernet import Supernet
+    from nas.oneshot.supernet import Supernet
 
     run, _ = _run_with_checkpoint(tmp_path)
     path = run / "supernet.pt"
@@ -138,7 +138,7 @@ def test_export_from_supernet_refuses_bad_supernet_files(name, tmp_path, capsys)
 
 def test_every_torch_load_goes_through_the_one_loader():
     calls = []
-    for module in Path(__file__).parents[1].joinpath("nas").glob("*.py"):
+    for module in Path(__file__).parents[1].joinpath("nas").rglob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
                 calls.append((module.name, {k.arg: ast.unparse(k.value) for k in node.keywords}))

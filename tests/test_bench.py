@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from controllers import CONTROLLERS, Controller
+from nas.controllers import CONTROLLERS, Controller
 from nas.bench import (TABULAR_DEFAULTS, TEXTBOOK_REA, format_bench, hypervolume_fraction, load_macro_table, load_nb201_table, nb201_values,
                        run_bench, run_search, true_hypervolume)
-from nas.cost import arch_cost
+from nas.model.cost import arch_cost
 from nas.space import load_space
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from nas.cli import main
-from nas.cluster import trial_slots
+from nas.search.cluster import trial_slots
 from nas.search import SearchSettings
 
 # Four tiny digits networks; the two with a 1e10-unit hidden layer cannot allocate it (a RuntimeError on CPU).
@@ -156,7 +156,7 @@ def test_an_unreachable_ray_address_is_one_line(tmp_path, capsys, address, messa
 
 
 def test_a_child_the_searcher_cannot_cost_is_failed_and_the_search_goes_on(tmp_path, monkeypatch):
-    from nas.cost import arch_cost
+    from nas.model.cost import arch_cost
     from tests.test_search import finished, make_searcher
 
     settings = SearchSettings(space="nasbench_macro", controller="random", budget_trials=3, run_dir=str(tmp_path))
@@ -169,7 +169,7 @@ def test_a_child_the_searcher_cannot_cost_is_failed_and_the_search_goes_on(tmp_p
             raise ValueError("a 2x2 window does not fit a 1-pixel input")
         return arch_cost(arch)
 
-    monkeypatch.setattr("nas.search.arch_cost", cost_once_impossible)
+    monkeypatch.setattr("nas.search.searcher.arch_cost", cost_once_impossible)
     assert searcher.suggest("a") is None  # nothing to run this step; Tune asks again
     config = searcher.suggest("b")
     searcher.on_trial_complete("b", finished(90.0, config["macs"], 1.0))

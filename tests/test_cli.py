@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from nas.cli import build_parser, main, parse_number
-from nas.cost import arch_cost
-from nas.reference import reference
+from nas.model.cost import arch_cost
+from nas.model.reference import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
@@ -249,12 +249,12 @@ def test_space_file_error_names_file_and_field_in_a_real_process(tmp_path):
 
 
 def test_programming_errors_keep_their_traceback(capsys, monkeypatch):
-    import nas.cli
+    import nas.cli.app
 
     def broken(args):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(nas.cli, "COMMANDS", [lambda sub: sub.add_parser("spaces").set_defaults(run=broken)])
+    monkeypatch.setattr(nas.cli.app, "COMMANDS", [lambda sub: sub.add_parser("spaces").set_defaults(run=broken)])
     with pytest.raises(TypeError, match="a bug"):
         main(["spaces"])
 
@@ -277,7 +277,7 @@ def test_parser_has_one_subcommand_per_command():
 # ---------------------------------------------------------------------------- export
 
 def test_export_macro_arch(capsys, tmp_path):
-    pytest.importorskip("nas.export")
+    pytest.importorskip("nas.model.export")
     code, out, err = run(capsys, "export", "nasbench_macro:22212220", "-o", str(tmp_path / "model.py"))
     assert code == 0, err
     paths = [Path(p) for p in out.splitlines()]

@@ -14,8 +14,8 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from controllers import CONTROLLERS, make_controller
-from nas.cost import arch_cost
+from nas.controllers import CONTROLLERS, make_controller
+from nas.model.cost import arch_cost
 from nas.space import load_space
 
 SPACES = ("nasbench_macro", "nasbench201")

@@ -12,14 +12,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import nas.build  # noqa: F401  (registers the cell block types before BLOCKS is read)
-import nas.cost
+import nas.model.build  # noqa: F401  (registers the cell block types before BLOCKS is read)
+import nas.model.cost
 from nas.arch import Arch, ArchError, Block, Head
-from nas.blocks import BLOCKS
-from nas.build import build_model
-from nas.cells import CELL_OPS
-from nas.cost import arch_cost
-from nas.layers import BYTES_PER_VALUE
+from nas.model.blocks import BLOCKS
+from nas.model.build import build_model
+from nas.model.cells import CELL_OPS
+from nas.model.cost import arch_cost
+from nas.model.layers import BYTES_PER_VALUE
 
 NB201_CELL = ((0, 1, "nor_conv_3x3"), (0, 2, "nor_conv_1x1"), (1, 2, "avg_pool_3x3"),
               (0, 3, "skip_connect"), (1, 3, "none"), (2, 3, "nor_conv_3x3"))
@@ -95,7 +95,7 @@ def _chw(t: torch.Tensor) -> tuple[int, int, int]:
 
 def check_arch(arch: Arch) -> None:
     """Every cross-check of arch_cost against the built module (shared by block and head tests)."""
-    nas.cost._block_totals.cache_clear()
+    nas.model.cost._block_totals.cache_clear()
     detail = arch_cost(arch, detail=True)
     cold = arch_cost(arch)
     warm = arch_cost(arch)

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from nas.arch import Arch, Block, Head
-from nas.build import build_model
-from nas.export import ExportError, export, export_source, literal
-from nas.reference import reference
+from nas.model.build import build_model
+from nas.model.export import ExportError, export, export_source, literal
+from nas.model.reference import reference
 
 ALL_OPS = ((0, 1, "nor_conv_3x3"), (0, 2, "nor_conv_1x1"), (1, 2, "avg_pool_3x3"), (0, 3, "skip_connect"),
            (1, 3, "none"), (2, 3, "nor_conv_3x3"))

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.build import build_model
-from nas.cost import arch_cost
-from nas.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
+from nas.model.build import build_model
+from nas.model.cost import arch_cost
+from nas.model.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
 
 MACS_TOLERANCE = 0.005  # relative; torchvision rounds its GFLOPS to 3-4 significant digits
 

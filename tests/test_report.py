@@ -18,12 +18,12 @@ import pytest
 from nas.arch import Arch, Block
 from nas.cli import main
 from nas.pareto import hypervolume_2d
-from nas.reference import reference
+from nas.model.reference import reference
 from nas.report import IncrementalFront, front_hypervolume, hypervolume_curve, run_state
 from nas.search import SearchSettings
 from nas.space import load_space
 from nas.store import RunStore
-from nas.summary import summarize
+from nas.model.summary import summarize
 
 EVIL = "<script>alert(1)</script>\"'"
 
@@ -105,7 +105,7 @@ def fake_run(tmp_path) -> Path:
         arch = space.sample(rng, max_macs=2e6)
         if i == 2:
             arch = Arch(arch.input, arch.classes, arch.stem, arch.stages, arch.head, name=EVIL)
-        from nas.cost import arch_cost
+        from nas.model.cost import arch_cost
 
         cost = arch_cost(arch)
         _add(store, i, arch, "ok", {"val_acc": 60.0 + 5 * i - (12 if i % 2 else 0), "macs": cost.macs,

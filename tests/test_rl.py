@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from controllers import make_controller
-from controllers.base import Observation
-from controllers.rl import ReinforceController, mnasnet_reward
-from nas.cost import arch_cost
+from nas.controllers import make_controller
+from nas.controllers.base import Observation
+from nas.controllers.rl import ReinforceController, mnasnet_reward
+from nas.model.cost import arch_cost
 from nas.space import load_space
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ray.tune.schedulers import TrialScheduler
 
-from nas.schedulers import ParetoASHA, keeps
+from nas.search.schedulers import ParetoASHA, keeps
 
 
 def test_keeps_orders_by_rank_then_crowding():

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from controllers import make_controller
-from nas.progress import Progress
+from nas.controllers import make_controller
+from nas.search.progress import Progress
 from nas.report import run_state
-from nas.search import Budget, SearchSettings, _searcher_class, child_trial, run_search
+from nas.search import Budget, SearchSettings, child_trial, run_search
+from nas.search.searcher import ControllerSearcher
 from nas.space import load_space
 from nas.store import RunStore
 
@@ -21,7 +22,7 @@ def make_searcher(tmp_path, settings, controller=None, store=None):
     controller = controller or make_controller(settings.controller, space, seed=settings.seed, objectives=settings.objectives)
     store = store or RunStore(tmp_path / "run", create=True)
     budget = Budget(settings, store.device_seconds(), controller.next_id)
-    searcher = _searcher_class()(controller, store, settings, budget, Progress(io.StringIO()), tmp_path / "run")
+    searcher = ControllerSearcher(controller, store, settings, budget, Progress(io.StringIO()), tmp_path / "run")
     return searcher, controller, store
 
 

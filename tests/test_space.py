@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from nas.arch import Arch
-from nas.build import build_model
-from nas.cost import arch_cost
-from nas.language import SpaceError
+from nas.model.build import build_model
+from nas.model.cost import arch_cost
+from nas.space.language import SpaceError
 from nas.space import NotInSpace, load_space
-from search_spaces import builtin_space_files
+from nas.search_spaces import builtin_space_files
 
 BUILTINS = sorted(builtin_space_files())
 
@@ -132,7 +132,7 @@ def test_constraints_are_enforced_at_sampling():
 
 
 def test_encode_rejects_foreign_architectures():
-    from nas.reference import reference
+    from nas.model.reference import reference
 
     with pytest.raises(NotInSpace):
         load_space("resnet_like").encode(reference("resnet18"))

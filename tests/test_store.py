@@ -15,10 +15,10 @@ import pytest
 
 from nas.cli import main
 from nas.report import run_state
-from nas.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
+from nas.store.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
 from nas.search import SearchSettings, run_search
 from nas.store import RunStore
-from nas.store_file import ADDED_COLUMNS, APPLICATION_ID, SCHEMA_VERSION
+from nas.store.store_file import ADDED_COLUMNS, APPLICATION_ID, SCHEMA_VERSION
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -204,7 +204,7 @@ def test_the_searcher_charges_an_attempt_tune_retries(tmp_path):
 
 def _holder(run_dir: Path) -> subprocess.Popen:
     """Another process holding the folder's lock until killed."""
-    code = ("import sys, time\nfrom nas.run_folder import run_lock\nwith run_lock(sys.argv[1]):\n"
+    code = ("import sys, time\nfrom nas.store.run_folder import run_lock\nwith run_lock(sys.argv[1]):\n"
             "    print('locked', flush=True)\n    time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})

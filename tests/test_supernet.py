@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from nas.arch import Arch, Block
-from nas.build import build_model
+from nas.model.build import build_model
 from nas.data import load_splits
 from nas.space import load_space
-from nas.supernet import Supernet, calibration_batches, evaluate_inherited, inherited_model, region
-from nas.supernet_train import SupernetRecipe, extremes, train_supernet, train_supernet_distributed
+from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited, inherited_model, region
+from nas.oneshot.training import SupernetRecipe, extremes, train_supernet, train_supernet_distributed
 from nas.train import DeviceData
 
 SPACES = ["resnet_like", "mobilenet_like", "nasbench_macro", "nasbench201", "vgg_like"]
@@ -273,8 +273,8 @@ def test_ray_train_runs_the_supernet_on_cpu_workers(digits, local_ray, tmp_path,
 
 
 def test_spos_children_honour_the_cost_limits():
-    from nas.cost import arch_cost
-    from nas.supernet_train import ChildSampler
+    from nas.model.cost import arch_cost
+    from nas.oneshot.training import ChildSampler
 
     space = space_for("resnet_like")
     net = Supernet(space, pool=8)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nas.arch import Arch, Block, Head
-from nas.build import build_model
+from nas.model.build import build_model
 from nas.data import load_splits
 from nas.train import Recipe, load_checkpoint, lr_at, random_crop_flip, save_checkpoint, train_child
 
@@ -48,7 +48,7 @@ def test_out_of_memory_is_reported_not_raised(digits, monkeypatch):
     def boom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr("nas.train._train", boom)
+    monkeypatch.setattr("nas.train.trainer._train", boom)
     result = train_child(tiny_arch(), digits, Recipe(epochs=1))
     assert result.status == "failed: out of memory: CUDA out of memory (simulated)"
     assert "OutOfMemoryError" in result.error

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from controllers import Exhausted, make_controller
-from nas.cost import arch_cost
+from nas.controllers import Exhausted, make_controller
+from nas.model.cost import arch_cost
 from nas.pareto import non_dominated_ranks
-from nas.progress import Progress
+from nas.search.progress import Progress
 from nas.report import hypervolume_curve, phase_seconds, run_state, weight_sharing_line
-from nas.search import Budget, SearchSettings, _searcher_class
+from nas.search import Budget, SearchSettings
+from nas.search.searcher import ControllerSearcher
 from nas.space import load_space
 from nas.store import RunStore
 
@@ -110,7 +111,7 @@ def test_search_loop_records_inherited_beside_standalone_and_ends_when_the_queue
     assert store.device_seconds() == pytest.approx(2160.0)  # phases are charged to the budget
 
     budget = Budget(settings, store.device_seconds(), ctrl.next_id)
-    searcher = _searcher_class()(ctrl, store, settings, budget, Progress(io.StringIO()), tmp_path / "run")
+    searcher = ControllerSearcher(ctrl, store, settings, budget, Progress(io.StringIO()), tmp_path / "run")
     configs = [searcher.suggest(f"t{i}") for i in range(4)]
     assert all(isinstance(c, dict) for c in configs)
     assert searcher.suggest("t4") is None  # queue empty, children still running: wait
@@ -179,7 +180,7 @@ def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
                                "-o", str(out)], capture_output=True, text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr
     from nas.arch import Arch
-    from nas.supernet import Supernet
+    from nas.oneshot.supernet import Supernet
 
     arch = Arch.from_json(out.with_name("arch.json").read_text())
     sliced = Supernet.load(run / "supernet.pt", space=load_space("nasbench_macro")).child_state_dict(arch)

@@ -1,0 +1,93 @@
+"""`nas report`: a run's front and totals on the terminal, its report files; --compare of several runs."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from nas.cli.common import UsageError, pct
+
+
+def add_report(sub) -> None:
+    p = sub.add_parser("report", help="a run's Pareto front, totals and report files (csv, json, png, html)",
+                       description="Report on a run folder (finished, running or killed): the accuracy-vs-MACs front "
+                                   "and totals on the terminal; pareto.csv, pareto.json, pareto.png, hypervolume.png "
+                                   "and a self-contained report.html written into the folder (or -o DIR). "
+                                   "--compare RUN_A RUN_B ... puts several runs on one plot (compare.png, compare.html).")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    p.add_argument("--json", action="store_true", help="the machine-readable state (with the front's summaries) "
+                                                      "as one JSON object; writes no files")
+    p.add_argument("--compare", nargs="+", metavar="RUN", help="compare these runs (and RUN_DIR, if given)")
+    p.add_argument("-o", "--output", metavar="DIR", help="where the files go (default: the run folder; "
+                                                         "with --compare, the current directory)")
+    p.set_defaults(run=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas.jsonio import dumps
+    from nas.report.files import write_report
+    from nas.report.state import front_rows, run_phase, run_state, weight_sharing_line
+
+    if args.compare:
+        return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
+    if not args.run_dir:
+        raise UsageError("give RUN_DIR (or --compare RUN_A RUN_B ...)")
+    state = run_state(args.run_dir)
+    rows = front_rows(state)
+    if args.json:
+        print(dumps({**state, "front": rows}))
+        return 0
+    from nas.report.html import front_table
+    from nas.report.table import format_table, printable
+
+    header, cells, numeric = front_table(rows)
+    print(printable(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})"))
+    print(format_table(header, cells, align="".join("r" if c == "n" else "l" for c in numeric)))
+    running = [t for t in state["trials"] if t["status"] == "running"]
+    if running:
+        print(printable("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
+                        + (f" and {len(running) - 10} more" if len(running) > 10 else "")))
+    c, b = state["counts"], state["budget"]
+    spent = f"{b['spent_device_hours']:.4f}" + (f" of {b['gpu_hours']} device-hours" if b["gpu_hours"] else " device-hours")
+    hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
+    print(f"trials: {c['ok']} finished, {c['failed']} failed, {c['stopped']} stopped, {c['running']} running | "
+          f"spent {spent} | hypervolume {hv}")
+    ws = weight_sharing_line(state)
+    if ws:
+        print(printable(ws))
+    reasons = Counter(t["status"] for t in state["trials"] if t["status"] not in ("ok", "running", "stopped"))
+    if reasons:
+        print(printable("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
+                        + (f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")))
+    out = Path(args.output) if args.output else Path(args.run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_report(out, state, rows)
+    print(printable(f"wrote {', '.join(p.name for p in paths)} in {out}"))
+    return 0
+
+
+def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
+    from nas.jsonio import dumps
+    from nas.report.files import write_compare
+    from nas.report.table import format_table, printable
+
+    if len(run_dirs) < 2:
+        raise UsageError("--compare needs at least two run folders")
+    paths, runs, scale = write_compare(run_dirs, out_dir)
+    rows = []
+    for r in runs:
+        s = r["state"]
+        best = max((t["val_acc"] for t in s["pareto_front"] if t["val_acc"] is not None), default=None)
+        rows.append({"run": r["label"], "run_dir": s["run_dir"], "finished": s["counts"]["ok"], "failed": s["counts"]["failed"],
+                     "device_hours": s["budget"]["spent_device_hours"], "front": len(s["pareto_front"]),
+                     "best_val_acc": best, "hypervolume": r["hypervolume"]})
+    if as_json:
+        print(dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}))
+        return 0
+    print(format_table(["run", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
+                       [[r["run"], r["finished"], r["failed"], f"{r['device_hours']:.4f}", r["front"], pct(r["best_val_acc"]),
+                         "-" if r["hypervolume"] is None else f"{r['hypervolume']:.4f}"] for r in rows], align="lrrrrrr"))
+    print(f"hypervolumes share one reference point: 0% accuracy and {scale or 0:,.0f} multiply-adds")
+    print(printable(f"wrote {', '.join(str(p) for p in paths)}"))
+    return 0

@@ -1,0 +1,1 @@
+"""Networks from architectures: layers, blocks, cells, build, analytic cost, references, summaries, export, checkpoints."""

@@ -1,0 +1,277 @@
+"""The state of a run folder as data: settings, every trial, budget spent, the Pareto front.
+
+Also the pieces `nas report`, `nas export RUN_DIR` and `nas retrain` share: the front as table rows
+with summaries, the hypervolume against device-hours (one incremental sweep); nas.report.files writes them.
+Reference architectures trained in a run carry `"reference": "<name>"` in their metrics; they are
+drawn and listed, but kept out of the front and the hypervolume, which measure what the search found.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from bisect import bisect_left
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.controllers.base import OBJECTIVES
+from nas.pareto import hypervolume_2d, pareto_front
+from nas.store.run_store import RunStore
+
+def run_state(run_dir: str | Path) -> dict:
+    """Machine-readable state of a run, finished, running or killed (reads what is there)."""
+    # Every object built here stays alive; the cyclic GC would rescan them all repeatedly (~40% of the
+    # time on 10,000 trials), so it pauses while the state is built.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_state(run_dir)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _run_state(run_dir: str | Path) -> dict:
+    store = RunStore(run_dir, readonly=True)
+    try:
+        settings = store.settings()
+        trials = store.trials()
+        events = store.events()
+        retrains = store.retrains()
+        phases = store.phases()
+        inherited = store.inherited()
+        spent_h = store.device_seconds() / 3600
+    finally:
+        store.close()
+    search = settings.get("search", {})
+    objectives = tuple(search.get("objectives", ("accuracy", "macs")))
+    done = [t for t in trials if t.status == "ok"]
+    searched = [t for t in done if not t.metrics.get("reference")]
+    valid = [(t, p) for t in searched if (p := _objective_vector(t.metrics, objectives)) is not None]
+    # one sweep for the front alone: peeling every rank costs seconds on 10,000 trials
+    on_front = pareto_front(np.array([p for _, p in valid])) if valid else []
+    front = sorted((valid[i][0] for i in on_front), key=lambda t: (t.metrics.get("macs") or 0, t.trial_id))
+    budget_h = search.get("budget_gpu_hours")
+    scale = hypervolume_scale([t.metrics for t in searched], search.get("max_macs"))
+    return {
+        "run_dir": str(Path(run_dir)),
+        "settings": search,
+        "objectives": list(objectives),
+        "trials": [_trial_dict(t) for t in trials],
+        "counts": {"total": len(trials), "ok": len(done), "running": sum(t.status == "running" for t in trials),
+                   "failed": sum(t.status not in ("ok", "running", "stopped") for t in trials),
+                   "stopped": sum(t.status == "stopped" for t in trials)},
+        "budget": {"gpu_hours": budget_h, "spent_device_hours": spent_h,
+                   "spent_fraction": spent_h / budget_h if budget_h else None},
+        "pareto_front": [_trial_dict(t) for t in front],
+        "hypervolume": front_hypervolume([t.metrics for t in front], scale),
+        "hypervolume_reference": {"val_acc": 0.0, "macs": scale},
+        "references": [_trial_dict(t) for t in done if t.metrics.get("reference")],
+        "retrains": retrains,
+        "phases": phases,
+        "weight_sharing": weight_sharing_summary(inherited, trials) if inherited else None,
+        "events": [{"at": at, "kind": kind, "detail": d} for at, kind, d in events],
+        "flops_note": "macs are multiply-adds",
+    }
+
+
+def weight_sharing_summary(inherited: list[dict], trials: list) -> dict:
+    """Children scored with inherited weights, and how their ranking agrees with stand-alone training.
+
+    Kendall's tau and Spearman's rho (scipy) between inherited and stand-alone validation accuracy
+    over the children trained from scratch in this run (None below three such children).
+    """
+    from scipy import stats
+
+    by_arch = {r["arch_id"]: r["metrics"] for r in inherited}
+    pairs = [(by_arch[t.arch_id]["val_acc"], t.metrics["val_acc"]) for t in trials
+             if t.status == "ok" and t.arch_id in by_arch and _finite(t.metrics.get("val_acc"))]
+    tau = rho = None
+    if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
+        a, b = zip(*pairs)
+        tau, rho = float(stats.kendalltau(a, b).statistic), float(stats.spearmanr(a, b).statistic)
+    accs = [m["val_acc"] for m in by_arch.values() if _finite(m.get("val_acc"))]
+    return {"children": len(inherited), "best_inherited_val_acc": max(accs, default=None), "retrained": len(pairs),
+            "kendall_tau": tau, "spearman_rho": rho}
+
+
+def phase_seconds(phases: dict[str, dict] | None) -> float:
+    """Device-seconds of a run's phases (work charged to the budget outside the children)."""
+    return float(sum(p["device_s"] for p in (phases or {}).values()))
+
+
+def weight_sharing_line(state: dict) -> str | None:
+    """A weight-sharing run's phases and how inherited accuracy ranked the retrained children, in one line."""
+    ws = state.get("weight_sharing")
+    if not ws:
+        return None
+    best = "-" if ws["best_inherited_val_acc"] is None else f"{ws['best_inherited_val_acc']:.2f}%"
+    corr = "" if ws["kendall_tau"] is None else (f" Inherited vs stand-alone validation accuracy of the {ws['retrained']} "
+                                                  f"children trained from scratch: Kendall tau {ws['kendall_tau']:.3f}, "
+                                                  f"Spearman {ws['spearman_rho']:.3f}.")
+    phases = ", ".join(f"{name} {p['device_s'] / 3600:.4f}" for name, p in state.get("phases", {}).items())
+    return (f"Weight sharing: {ws['children']} children scored with weights inherited from the supernet "
+            f"(best {best}).{corr} Device-hours by phase: {phases}.")
+
+
+def hypervolume_scale(metrics: list[dict], max_macs: float | None = None) -> float | None:
+    """The MACs end of the hypervolume box: the run's --max-macs, else 1.1 x the largest child's."""
+    if max_macs:
+        return float(max_macs)
+    macs = [m["macs"] for m in metrics if m.get("macs")]
+    return max(macs) * 1.1 if macs else None
+
+
+def front_hypervolume(metrics: list[dict], max_macs: float | None = None) -> float | None:
+    """Hypervolume of (accuracy in [0,1], macs / max_macs) points, reference (0 accuracy, max_macs)."""
+    pts = [(m.get("val_acc"), m.get("macs")) for m in metrics if _finite(m.get("val_acc")) and m.get("macs")]
+    if not pts:
+        return None
+    scale = max_macs or max(mac for _, mac in pts) * 1.1
+    arr = np.array([(-acc / 100.0, mac / scale) for acc, mac in pts])
+    return hypervolume_2d(arr, np.array([0.0, 1.0]))
+
+
+class IncrementalFront:
+    """A 2-D front (accuracy up, MACs down) whose hypervolume is updated per point in O(log n + removed).
+
+    The front is kept sorted by MACs, so accuracy rises along it, and the dominated area is the sum of
+    (acc_i - acc_{i-1}) * (1 - macs_i); a new point changes only its own term, the terms of the points
+    it removes and the term of its right neighbour.
+    """
+
+    def __init__(self, scale: float):
+        self.scale = scale
+        self.macs: list[float] = []  # normalised by scale, ascending
+        self.acc: list[float] = []  # fractions, ascending
+        self.volume = 0.0
+
+    def add(self, val_acc: float, macs: float) -> float:
+        """Insert one child (accuracy in %, multiply-adds); returns the hypervolume after it."""
+        a, m = val_acc / 100.0, macs / self.scale
+        if not (a > 0 and m < 1):  # outside the reference box: dominates nothing inside it
+            return self.volume
+        pos = bisect_left(self.macs, m)
+        prev = self.acc[pos - 1] if pos else 0.0
+        if prev >= a or (pos < len(self.macs) and self.macs[pos] == m and self.acc[pos] >= a):
+            return self.volume
+        end = pos
+        while end < len(self.acc) and self.acc[end] <= a:
+            end += 1
+        old, last = 0.0, prev
+        for k in range(pos, min(end + 1, len(self.acc))):
+            old += (self.acc[k] - last) * (1 - self.macs[k])
+            last = self.acc[k]
+        new = (a - prev) * (1 - m)
+        if end < len(self.acc):
+            new += (self.acc[end] - a) * (1 - self.macs[end])
+        self.volume += new - old
+        self.macs[pos:end] = [m]
+        self.acc[pos:end] = [a]
+        return self.volume
+
+
+def hypervolume_curve(trials: list[dict], scale: float | None, start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(device-hours spent, front hypervolume) after each finished trial, in order of end time.
+
+    start_s: device-seconds spent before the first child (a weight-sharing run's supernet and scoring).
+    """
+    finished = sorted((t for t in trials if t["status"] != "running"),
+                      key=lambda t: (t["ended"] if t["ended"] is not None else math.inf, t["trial_id"]))
+    spent = [t["device_s"] + t.get("lost_device_s", 0.0) for t in finished]  # a child's lost attempts too
+    hours = (start_s + np.cumsum(spent)) / 3600 if finished else np.zeros(0)
+    front = IncrementalFront(scale or 1.0)
+    volume = []
+    for t in finished:
+        usable = t["status"] == "ok" and not t["metrics"].get("reference") and _finite(t["val_acc"]) and t["macs"]
+        volume.append(front.add(t["val_acc"], t["macs"]) if usable and scale else front.volume)
+    return hours, np.array(volume, float)
+
+
+def front_rows(state: dict) -> list[dict]:
+    """The front as report rows: metrics, activation memory, a summary and the latest retraining."""
+    from nas.arch import Arch
+    from nas.model.cost import arch_cost
+    from nas.model.summary import summarize
+
+    latest = {r["trial_id"]: r for r in state.get("retrains", [])}  # later rows win
+    rows = []
+    for rank, t in enumerate(state["pareto_front"]):
+        row = {"rank": rank, **{k: t[k] for k in ("trial_id", "arch_id", "val_acc", "test_acc", "macs", "params",
+                                                   "device_s", "checkpoint")},
+               "inherited_val_acc": t["metrics"].get("inherited_val_acc")}  # weight sharing: the supernet's score
+        try:
+            arch = Arch.from_dict(t["arch"])
+            row["summary"], row["activation_bytes"], row["arch_name"] = summarize(arch), arch_cost(arch).activation_bytes, arch.name
+        except (ValueError, KeyError, TypeError) as err:  # a foreign or damaged record: say so, keep reporting
+            row["summary"], row["activation_bytes"], row["arch_name"] = f"(unreadable architecture: {err})", None, ""
+        retrain = latest.get(t["trial_id"])
+        row["final_val_acc"] = retrain["metrics"].get("val_acc") if retrain else None
+        row["final_test_acc"] = retrain["metrics"].get("test_acc") if retrain else None
+        row["final_epochs"] = retrain["recipe"].get("epochs") if retrain else None
+        rows.append(row)
+    return rows
+
+
+def pick_trial(state: dict, trial: int | None = None, pareto_index: int | None = None) -> dict:
+    """One trial of a run by id or by its index on the front (the report's rank column)."""
+    if (trial is None) == (pareto_index is None):
+        raise ValueError("give exactly one of --trial ID or --pareto-index K for a run folder")
+    if pareto_index is not None:
+        front = state["pareto_front"]
+        if not 0 <= pareto_index < len(front):
+            span = f"0..{len(front) - 1}" if front else "none yet"
+            raise ValueError(f"--pareto-index {pareto_index}: {state['run_dir']} has {len(front)} architecture(s) "
+                             f"on its front ({span}; see nas report)")
+        return front[pareto_index]
+    found = [t for t in state["trials"] if t["trial_id"] == trial]
+    if not found:
+        raise ValueError(f"--trial {trial}: no such trial in {state['run_dir']}")
+    return found[0]
+
+
+def trial_weights(run_dir: str | Path, record: dict) -> Path | None:
+    """The trial's checkpoint when the run kept it (looked up in the folder too, for runs moved since)."""
+    if not record.get("checkpoint"):
+        return None
+    path = Path(record["checkpoint"])
+    if path.exists():
+        return path
+    moved = Path(run_dir) / "checkpoints" / path.name
+    return moved if moved.exists() else None
+
+
+def run_phase(state: dict) -> str:
+    """Whether the run finished, is going (or was killed while children ran), or stopped early."""
+    marks = [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume", "end")]
+    if marks and marks[-1] == "end" and not state["counts"]["running"]:
+        return "finished"
+    if state["counts"]["running"]:
+        return (f"in progress, or killed: {state['counts']['running']} trial(s) marked running "
+                "(nas search --resume continues a killed run)")
+    return "not finished: no end event (still starting, or stopped before its budget was spent)"
+
+
+def _objective_vector(metrics: dict, objectives: tuple[str, ...]) -> list[float] | None:
+    """nas.controllers.base.objective_vector without numpy scalars, which cost ~25 us a call on 10,000 trials."""
+    out = []
+    for name in objectives:
+        value = metrics.get("val_acc" if name == "accuracy" else name)
+        if not _finite(value):
+            return None
+        out.append(-float(value) if OBJECTIVES[name] == "max" else float(value))
+    return out
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _trial_dict(t) -> dict:
+    return {"trial_id": t.trial_id, "arch_id": t.arch_id, "status": t.status, "decisions": t.decisions,
+            "val_acc": t.metrics.get("val_acc"), "test_acc": t.metrics.get("test_acc"),
+            "macs": t.metrics.get("macs"), "params": t.metrics.get("params"), "device_s": t.device_s,
+            "lost_device_s": t.lost_device_s, "started": t.started, "ended": t.ended, "attempts": t.attempts,
+            "checkpoint": t.checkpoint, "error": t.error, "metrics": t.metrics, "arch": t.arch}

@@ -1,0 +1,122 @@
+"""`nas search`: a controller wrapped as a Ray Tune Searcher, a device-hour budget, a durable store.
+
+Data flow: controller.ask -> Searcher.suggest -> Ray trial (child_trial: build, train, report)
+-> Searcher.on_trial_complete -> controller.tell + store.finish_trial (one transaction).
+Resuming re-opens the store, restores the controller (RNG included) and re-runs only the
+children that were running when the previous process died.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import ExitStack, closing
+from pathlib import Path
+
+from nas.controllers import make_controller
+from nas.controllers.base import Controller
+from nas.controllers.weight_sharing import WeightSharingController
+from nas.search.budget import Budget
+from nas.search.cluster import start_ray, trial_slots
+from nas.search.progress import Progress
+from nas.search.settings import SearchSettings
+from nas.search.trainable import child_trial
+from nas.space.search_space import load_space
+from nas.store.run_folder import check_run_dir, run_lock
+from nas.store.run_store import RunStore
+
+
+def prepare_search(settings: SearchSettings):
+    """(splits, controller) of a search, every input checked; touches no file, so a refusal leaves nothing behind."""
+    from nas.data import load_splits
+
+    splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
+    space = load_space(settings.space).with_io(splits.info.input_shape, splits.info.classes)
+    controller = make_controller(settings.controller, space, seed=settings.seed, objectives=settings.objectives,
+                                 max_macs=settings.max_macs, max_params=settings.max_params, **settings.controller_options)
+    return splits, controller
+
+
+def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial) -> Path:
+    """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks).
+
+    With resume, settings are the run's own (read back from its store); ray_address may differ.
+    Every input is checked, Ray included, before the run folder is created or locked.
+    """
+    import ray
+
+    run_dir = Path(settings.run_dir).resolve()
+    splits, controller = prepare_search(settings)
+    check_run_dir(run_dir, resume)  # before the lock, whose file must not land in a folder that is not ours
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    with ExitStack() as stack:
+        if resume:  # the folder is ours already: a second search on it is refused before Ray starts
+            stack.enter_context(run_lock(run_dir))
+        t_ray = time.perf_counter()
+        start_ray(settings.ray_address)
+        stack.callback(ray.shutdown)
+        slots = trial_slots(settings, ray.nodes())
+        if not resume:  # only now, with every input checked, is the new run folder created
+            stack.enter_context(run_lock(run_dir))
+        check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
+        store = stack.enter_context(closing(RunStore(run_dir, create=not resume)))
+        if resume:
+            store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
+        else:
+            store.save_settings({"search": settings.to_dict(), "created": time.time()})
+        store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+        _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
+    return run_dir
+
+
+def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, controller: Controller, slots: int,
+            run_dir: Path, out, trainable) -> None:
+    """Restore the controller, run the weight-sharing phases if any, then the children on Ray Tune."""
+    from ray import tune
+
+    from nas.search.searcher import AttemptWatch, ControllerSearcher  # Tune's classes: only a search imports Ray
+
+    state = store.controller_state() if resume else None
+    if state:
+        controller.load_state_dict(state)
+    finished = list(store.iter_finished())
+    store.log("resume" if resume else "start", {"finished": len(finished)})
+    if isinstance(controller, WeightSharingController) and not controller.planned:
+        from nas.oneshot.phases import prepare  # train the supernet and score children first
+
+        prepare(controller, settings, store, splits, run_dir, out)
+    budget = Budget(settings, store.device_seconds(), started=controller.next_id)
+    budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
+    progress = Progress(out, total_h=settings.budget_gpu_hours)
+    searcher = ControllerSearcher(controller, store, settings, budget, progress, run_dir)
+    per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
+    scheduler = None
+    if settings.scheduler == "asha":
+        from nas.search.schedulers import ParetoASHA
+
+        scheduler = ParetoASHA(max_t=settings.epochs, objectives=settings.objectives)
+    # No Tune metric: the searcher and the scheduler rank by our objectives, and a failed child's
+    # result (which has no accuracy) must not trip Tune's check that every result holds the metric.
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                    max_concurrent_trials=slots, reuse_actors=True),
+        run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  callbacks=[AttemptWatch(searcher)], log_to_file=False),
+    )
+    tuner.fit()
+    progress.close(searcher._status())
+    if searcher.gave_up:
+        store.log("gave_up", {"failures_in_a_row": searcher.failures_in_a_row, "last": searcher.last_failure})
+        raise FailingChildren(f"{run_dir}: the last {searcher.failures_in_a_row} children all failed "
+                              f"(the last one: {searcher.last_failure}); fix the cause and start a new search "
+                              f"(nas report {run_dir} lists the failures)")
+    store.log("end", {"spent_h": budget.spent_s / 3600})
+
+
+class FailingChildren(ValueError):
+    """Every child fails: the search stopped starting new ones (what finished is kept)."""

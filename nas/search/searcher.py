@@ -1,0 +1,174 @@
+"""The Tune side of a search: the controller as a Tune Searcher, the heartbeat callback, checkpoint pruning.
+
+Module-level classes, so Tune can pickle them by reference; only a search imports this module (and Ray).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from ray.tune import Callback
+from ray.tune.search import Searcher
+
+from nas.controllers.base import Controller, Exhausted, objective_vector
+from nas.model.cost import arch_cost
+from nas.pareto import pareto_front
+from nas.search.budget import Budget
+from nas.search.progress import Progress
+from nas.search.settings import SearchSettings
+from nas.store.run_store import RunStore
+from nas.train.trainer import failure_status
+
+
+class ControllerSearcher(Searcher):
+    """Tune drives the controller: suggest -> ask, on_trial_complete -> tell (+ the store)."""
+
+    def __init__(self, controller: Controller, store: RunStore, settings: SearchSettings, budget: Budget,
+                 progress: Progress, run_dir: Path):
+        super().__init__()  # no Tune metric: children are ranked by our own objectives
+        self.controller, self.store, self.settings = controller, store, settings
+        self.budget, self.progress, self.run_dir = budget, progress, run_dir
+        self.live: dict[str, tuple[int, float, float]] = {}  # Tune id -> (our trial id, start time, macs)
+        self.replay = sorted(controller.pending.items())  # children a killed run left unfinished
+        self.done = False
+        self.failures_in_a_row, self.last_failure = 0, ""
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its configuration; our durable state lives in the run store instead.
+        return {k: v for k, v in self.__dict__.items() if k not in ("store", "progress", "controller")}
+
+    def suggest(self, tune_id: str) -> dict | None:
+        if self.replay:
+            trial_id, values = self.replay.pop(0)
+            arch = self.controller.space.decode(values)
+        elif self.done or self.gave_up or not self.budget.allows(self._running()):
+            self.done = True  # the budget is spent: let the running children finish, start none
+            return None if self.live else Searcher.FINISHED
+        else:
+            try:
+                proposal = self.controller.ask()
+            except Exhausted:  # nothing more to try: let the running children finish
+                self.done = True
+                return None if self.live else Searcher.FINISHED
+            trial_id, values, arch = proposal.trial_id, proposal.values, proposal.arch
+            self.budget.started += 1
+            self.store.save_controller(self.controller.state_dict())
+        started = self.store.start_trial(trial_id, arch.to_json(), arch.arch_id, values)
+        try:
+            macs = arch_cost(arch).macs
+        except ValueError as err:  # the space allowed it, but it cannot be built at this input: fail it, go on
+            self._finish(trial_id, failure_status(err), {}, 0.0, traceback.format_exc())
+            return None  # Tune asks again at its next step
+        self.live[tune_id] = (trial_id, started, macs)
+        self.progress.update(self._status())
+        ckpt = None if self.settings.keep_checkpoints == "none" else str(self.run_dir / "checkpoints" / f"trial_{trial_id}.pt")
+        return {"trial_id": trial_id, "arch": arch.to_dict(), "recipe": asdict(self.settings.recipe()),
+                "checkpoint": ckpt, "macs": macs, "report_epochs": self.settings.scheduler == "asha"}
+
+    def on_trial_complete(self, tune_id: str, result: dict | None = None, error: bool = False) -> None:
+        trial_id, started, macs = self.live.pop(tune_id, (None, time.time(), 0))
+        if trial_id is None:
+            return
+        result = dict(result or {})
+        devices = self.settings.devices_per_trial
+        device_s = float(result.get("elapsed_s", time.time() - started)) * devices
+        if error:
+            status = "failed: ray worker lost (retried once)"
+        elif not result.get("final", False):
+            status = "stopped"  # ended early by the scheduler; its accuracy is low-fidelity
+        else:
+            status = str(result.get("status", "failed: no result"))
+        metrics = {k: v for k, v in result.items()
+                   if isinstance(v, (int, float, str, bool)) and k not in ("trial_id", "error")}
+        metrics["device_s"] = device_s
+        metrics.update(self.controller.annotations(self.controller.pending.get(trial_id, [])))
+        self._finish(trial_id, status, metrics, device_s, result.get("error"))
+        self.budget.record(device_s, macs)
+        if self.settings.keep_checkpoints == "pareto":
+            prune_checkpoints(self.store, self.settings.objectives)
+        self.progress.update(self._status(), final_line=True)
+
+    def _finish(self, trial_id: int, status: str, metrics: dict, device_s: float, error: str | None) -> None:
+        """Tell the controller and record the child with the state that learned from it, in one transaction."""
+        usable = status in ("ok", "stopped")
+        self.failures_in_a_row = 0 if usable else self.failures_in_a_row + 1
+        self.last_failure = self.last_failure if usable else status
+        self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
+        ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
+        self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
+                                str(ckpt) if ckpt.exists() else None, error=error)
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether so many children failed in a row that the cause must be the space, recipe or data."""
+        limit = self.settings.max_failures_in_a_row
+        return bool(limit) and self.failures_in_a_row >= limit
+
+    def attempt_lost(self, tune_id: str) -> None:
+        """Tune retries a child whose worker was lost: charge that attempt, from its start to now."""
+        if tune_id not in self.live:
+            return
+        trial_id, started, macs = self.live[tune_id]
+        now = time.time()
+        lost = max(0.0, now - started) * self.settings.devices_per_trial
+        self.store.retry_trial(trial_id, lost, now)
+        self.budget.spent_s += lost
+        self.live[tune_id] = (trial_id, now, macs)
+
+    def _running(self) -> list[tuple[float, float]]:
+        now, devices = time.time(), self.settings.devices_per_trial
+        return [(macs, (now - started) * devices) for _, started, macs in self.live.values()]
+
+    def _status(self) -> dict:
+        trials = self.controller.history
+        ok = [o for o in trials if o.objectives is not None]
+        best = max((-o.objectives[0] for o in ok), default=None)
+        front = len(pareto_front(np.array([o.objectives for o in ok]))) if ok else 0
+        est = self.budget.estimate()
+        left = None
+        if est is not None and self.budget.limit_s < math.inf:
+            slots = max(1, len(self.live))
+            left = max(0.0, self.budget.limit_s - self.budget.spent_s) / self.settings.devices_per_trial / slots
+        return {"done": len(trials) - sum(o.objectives is None for o in trials), "running": len(self.live),
+                "failed": sum(o.objectives is None for o in trials), "spent_h": self.budget.spent_s / 3600,
+                "budget_h": self.settings.budget_gpu_hours, "best": best, "front": front, "eta_s": left}
+
+
+HEARTBEAT_S = 1.0  # a killed driver's running children are charged up to its last heartbeat (one small write)
+
+
+class AttemptWatch(Callback):
+    """Keeps the run's heartbeat fresh and charges the attempts Tune retries after a lost worker."""
+
+    def __init__(self, searcher):
+        self.searcher, self.last_beat = searcher, 0.0
+
+    def __getstate__(self) -> dict:
+        return {"last_beat": self.last_beat}  # Tune pickles its configuration; the searcher holds the store
+
+    def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+        now = time.time()
+        if now - self.last_beat >= HEARTBEAT_S:
+            self.searcher.store.beat(now)
+            self.last_beat = now
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        self.searcher.attempt_lost(trial.trial_id)
+
+
+def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
+    """Keep the checkpoints of the current Pareto set only."""
+    kept = [(t, objective_vector(t.metrics, objectives)) for t in store.trials() if t.status == "ok" and t.checkpoint]
+    kept = [(t, p) for t, p in kept if p is not None]
+    if not kept:
+        return
+    front = set(pareto_front(np.array([p for _, p in kept])).tolist())
+    for i, (trial, _) in enumerate(kept):
+        if i not in front:
+            Path(trial.checkpoint).unlink(missing_ok=True)
+            store.set_checkpoint(trial.trial_id, None)
