@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from nas.controllers import make_controller
+from nas.controllers.base import make_controller
 from nas.controllers.rl import mnasnet_reward
 from nas.bench import TABULAR_DEFAULTS, load_nb201_table, run_bench
 from nas.jsonio import dumps

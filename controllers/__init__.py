@@ -1,9 +1,17 @@
-"""Controllers: strategies that propose children of a search space (ask) and learn from them (tell)."""
+"""Controllers: strategies that propose children of a search space (ask) and learn from them (tell).
 
-from nas.controllers.base import CONTROLLERS, Controller, Exhausted, Observation, Proposal, make_controller, register_controller
-from nas.controllers import evolution, random_search  # noqa: F401  (register the built-in nas.controllers)
-from nas.controllers import optuna_samplers  # noqa: F401  (tpe, nsga2)
-from nas.controllers import rl  # noqa: F401  (rl: REINFORCE on an LSTM policy)
-from nas.controllers import weight_sharing  # noqa: F401  (weight-sharing: a supernet scores, the best train from scratch)
+The contract is nas.controllers.base (Controller, make_controller, register_controller). Here only
+the registry: every built-in controller's name with the module that defines it, imported on first
+use, so listing the names (`nas --help`) imports neither torch nor Optuna.
+"""
 
-__all__ = ["CONTROLLERS", "Controller", "Exhausted", "Observation", "Proposal", "make_controller", "register_controller"]
+from nas.registry import Registry
+
+CONTROLLERS: Registry[type] = Registry("controller")
+CONTROLLERS.declare("nas.controllers.random_search", "random")
+CONTROLLERS.declare("nas.controllers.evolution", "evolution")
+CONTROLLERS.declare("nas.controllers.optuna_samplers", "tpe", "nsga2")
+CONTROLLERS.declare("nas.controllers.rl", "rl")  # REINFORCE on an LSTM policy
+CONTROLLERS.declare("nas.controllers.weight_sharing", "weight-sharing")  # a supernet scores, the best train from scratch
+
+__all__ = ["CONTROLLERS"]

@@ -20,9 +20,8 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from nas.arch import Arch
+from nas.controllers import CONTROLLERS
 from nas.space.search_space import SearchSpace
-
-CONTROLLERS: dict[str, type["Controller"]] = {}
 
 
 class Exhausted(Exception):
@@ -34,16 +33,13 @@ OBJECTIVES = {"accuracy": "max", "macs": "min", "params": "min"}
 def register_controller(name: str) -> Callable[[type["Controller"]], type["Controller"]]:
     """Class decorator: make a controller available as `--controller name`."""
     def add(cls: type["Controller"]) -> type["Controller"]:
-        CONTROLLERS[name] = cls
         cls.name = name
-        return cls
+        return CONTROLLERS.add(name, cls)
     return add
 
 
 def make_controller(name: str, space: SearchSpace, **kwargs: Any) -> "Controller":
     """Instantiate a registered controller, its options checked by name and type; errors list what is known."""
-    if name not in CONTROLLERS:
-        raise ValueError(f"unknown controller '{name}' (known: {', '.join(sorted(CONTROLLERS))})")
     return CONTROLLERS[name](space, **check_options(name, kwargs))
 
 

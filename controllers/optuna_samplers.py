@@ -48,7 +48,6 @@ class OptunaController(Controller):
         if max_tries < 1:
             raise ValueError(f"max_tries must be >= 1 (got {max_tries})")
         self.max_tries = max_tries
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._choices = {d.name: list(range(len(d.options))) for d in space.decisions}
         self._distributions = {name: CategoricalDistribution(c) for name, c in self._choices.items()}
         self._new_study()
@@ -186,12 +185,21 @@ class NSGA2Controller(OptunaController):
 
 
 class _quiet(warnings.catch_warnings):
-    """Silence Optuna's experimental-feature warnings (``group``) for the duration of a block."""
+    """Silence Optuna's per-trial INFO logs and experimental-feature warnings (``group``) for a block.
+
+    Optuna's log level is process-wide: it is restored on exit so the caller's own Optuna use keeps its setting.
+    """
 
     def __enter__(self):
         out = super().__enter__()
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        self._verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(self._verbosity, optuna.logging.WARNING))
         return out
+
+    def __exit__(self, *exc_info):
+        optuna.logging.set_verbosity(self._verbosity)
+        return super().__exit__(*exc_info)
 
 
 def _jsonable(value: Any) -> Any:

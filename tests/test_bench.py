@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from nas.controllers import CONTROLLERS, Controller
+from nas.controllers import CONTROLLERS
+from nas.controllers.base import Controller
 from nas.bench import (TABULAR_DEFAULTS, TEXTBOOK_REA, format_bench, hypervolume_fraction, load_macro_table, load_nb201_table, nb201_values,
                        run_bench, run_search, true_hypervolume)
 from nas.model.cost import arch_cost
@@ -147,8 +148,8 @@ def test_hypervolume_fraction_is_one_for_the_whole_table(macro_csv, monkeypatch)
         def propose(self):
             return [int(v) for v in table.values[self.next_id % len(table)]]
 
-    monkeypatch.setitem(CONTROLLERS, "sweep", Sweep)
-    result = run_search("nasbench_macro", table, "sweep", len(table), seed=0)
+    with CONTROLLERS.temporary("sweep", Sweep):
+        result = run_search("nasbench_macro", table, "sweep", len(table), seed=0)
     assert result["hypervolume_fraction"] == 1.0 and result["distinct"] == len(table)
     assert result["test_acc"] == table.test_acc.max()
 

@@ -14,7 +14,8 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from nas.controllers import CONTROLLERS, make_controller
+from nas.controllers import CONTROLLERS
+from nas.controllers.base import make_controller
 from nas.model.cost import arch_cost
 from nas.space import load_space
 
@@ -172,3 +173,20 @@ def test_evolution_beats_random_on_a_smooth_reward():
             found.append(max(-o.objectives[0] for o in ctrl.finished()))
         best[name] = float(np.mean(found))
     assert best["evolution"] > best["random"] + 1.0, best
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "ERROR"])
+def test_optuna_log_level_is_left_as_the_caller_set_it(level):
+    import optuna
+
+    saved = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(getattr(optuna.logging, level))
+    try:
+        controller = make_controller("tpe", load_space("nasbench_macro"), seed=0, n_startup_trials=1)
+        for _ in range(3):
+            proposal = controller.ask()
+            controller.tell(proposal.trial_id, {"val_acc": 0.5})
+        controller.load_state_dict(controller.state_dict())
+        assert optuna.logging.get_verbosity() == getattr(optuna.logging, level)
+    finally:
+        optuna.logging.set_verbosity(saved)

@@ -149,16 +149,22 @@ def test_cifar10_reads_python2_batches(tmp_path):
     assert splits.train_y[0] == train_y[first]
 
 
-def test_cifar100_uses_fine_labels(tmp_path):
+def make_cifar100(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A CIFAR-100 archive of 6 train and 3 test images under root/cifar100; returns its arrays."""
     rng = np.random.default_rng(3)
     train, train_x, fine = cifar_batch(rng, 6, 100, label_key="fine_labels")
     train["coarse_labels"] = [99 - int(v) for v in fine]
     test, test_x, test_fine = cifar_batch(rng, 3, 100, label_key="fine_labels")
     test["coarse_labels"] = [0] * 3
     # Python 3 writes this archive (str keys, protocol 4): the reader accepts both.
-    write_tar_gz(tmp_path / "cifar100" / "cifar-100-python.tar.gz",
+    write_tar_gz(root / "cifar100" / "cifar-100-python.tar.gz",
                  {"cifar-100-python/train": pickle.dumps(train, protocol=4),
                   "cifar-100-python/test": pickle.dumps(test, protocol=4)})
+    return train_x, fine, test_x, test_fine
+
+
+def test_cifar100_uses_fine_labels(tmp_path):
+    train_x, fine, test_x, test_fine = make_cifar100(tmp_path)
     splits = load_splits("cifar100", data_dir=tmp_path, download=False, verify=False, val_fraction=0.0)
     assert splits.info.classes == 100 and splits.sizes() == (6, 0, 3)
     assert np.array_equal(splits.train_y, fine) and np.array_equal(splits.train_x, train_x)
@@ -471,7 +477,7 @@ def test_usage_errors(kwargs, fragment):
 
 
 def test_register_dataset(monkeypatch):
-    monkeypatch.setattr(data, "DATASETS", dict(data.DATASETS))
+    monkeypatch.setattr(data, "DATASETS", data.DATASETS.copy())
 
     @data.register_dataset("tiny")
     class Tiny(data.Dataset):
@@ -488,3 +494,41 @@ def test_register_dataset(monkeypatch):
     with pytest.raises(DatasetError) as error:  # a label outside the declared classes is never passed on
         load_splits("tiny")
     assert_one_line(error, "labels span 0..1, expected 0..0")
+
+
+# --- every registered data set --------------------------------------------------------------------------------
+
+
+def _cached(make):
+    """A generator of a published data set's files under tmp_path: the load arguments that read them."""
+    def write(tmp_path: Path) -> dict:
+        make(tmp_path)
+        return dict(data_dir=tmp_path, download=False, verify=False)
+    return write
+
+
+def _image_folder(tmp_path: Path) -> dict:
+    write_images(tmp_path / "pics", per_class=3)
+    return dict(path=tmp_path / "pics", size=8)
+
+
+# Data set -> writes small files in its own format under tmp_path and returns load_splits' arguments.
+SMALL_FILES = {
+    "cifar10": _cached(make_cifar10),
+    "cifar100": _cached(make_cifar100),
+    "mnist": _cached(lambda root: make_mnist(root / "mnist")),
+    "fashion_mnist": _cached(lambda root: make_mnist(root / "fashion_mnist")),
+    "imagefolder": _image_folder,
+    "digits": lambda tmp_path: {},  # shipped with scikit-learn: no files
+    "synthetic": lambda tmp_path: dict(n_train=20, n_test=10),  # generated: no files
+}
+
+
+@pytest.mark.parametrize("name", list(data.DATASETS))
+def test_every_data_set_loads_from_small_files_in_its_format(tmp_path, name):
+    assert name in SMALL_FILES, f"data set {name!r} has no generator of small files in SMALL_FILES"
+    splits = load_splits(name, val_fraction=0.0, **SMALL_FILES[name](tmp_path))
+    for x, y in ((splits.train_x, splits.train_y), (splits.test_x, splits.test_y)):
+        assert len(x) == len(y) > 0 and x.shape[1:] == splits.info.input_shape
+        assert x.dtype == np.uint8 and y.dtype == np.int64
+        assert 0 <= y.min() and y.max() < splits.info.classes

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.controllers import make_controller
-from nas.controllers.base import Observation
+from nas.controllers.base import Observation, make_controller
 from nas.controllers.rl import ReinforceController, mnasnet_reward
 from nas.model.cost import arch_cost
 from nas.space import load_space

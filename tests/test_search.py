@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from nas.controllers import make_controller
+from nas.controllers.base import make_controller
 from nas.search.progress import Progress
 from nas.report import run_state
 from nas.search import Budget, SearchSettings, child_trial, run_search

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.controllers import Exhausted, make_controller
+from nas.controllers.base import Exhausted, make_controller
 from nas.model.cost import arch_cost
 from nas.pareto import non_dominated_ranks
 from nas.search.progress import Progress

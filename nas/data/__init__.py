@@ -14,6 +14,7 @@ import numpy as np
 
 from nas.data.download import Resource, default_data_dir, fetch
 from nas.data.formats import DatasetError, class_folders, read_cifar, read_image_folder, read_mnist
+from nas.registry import Registry
 
 __all__ = ["DATASETS", "Dataset", "DatasetError", "DatasetInfo", "Resource", "Splits", "dataset_info",
            "default_data_dir", "known_datasets", "load_splits", "register_dataset", "split_indices"]
@@ -69,21 +70,21 @@ class Dataset:
         raise NotImplementedError
 
 
-DATASETS: dict[str, Dataset] = {}
+DATASETS: Registry[Dataset] = Registry("data set")  # every data set is defined in this module
 
 
 def register_dataset(name: str) -> Callable[[type[Dataset]], type[Dataset]]:
     """Class decorator: register an instance of a Dataset subclass under name."""
     def register(cls: type[Dataset]) -> type[Dataset]:
         cls.name = name
-        DATASETS[name] = cls()
+        DATASETS.add(name, cls())
         return cls
     return register
 
 
 def known_datasets() -> list[str]:
     """Sorted names of the registered data sets."""
-    return sorted(DATASETS)
+    return list(DATASETS)
 
 
 def _lookup(name: str, options: dict[str, Any]) -> Dataset:

@@ -2,54 +2,31 @@
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Callable
 
 import torch
 from torch import nn
 
 from nas.model.channels import bottleneck_width, expanded_width, se_width
 from nas.model.layers import SqueezeExcite, Tally, activation, conv_bn_act, conv_bn_act_cost
+from nas.model.registries import BLOCKS, block_options
 
-BLOCKS: dict[str, type[nn.Module]] = {}
+__all__ = ["BLOCKS", "block_class", "block_options", "check_block", "register_block"]
 
-
-def register_block(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: make a block type available to spaces and architectures by name."""
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in BLOCKS:
-            raise ValueError(f"block type '{name}' is registered twice")
-        BLOCKS[name] = cls
-        return cls
-    return add
+register_block = BLOCKS.register
 
 
 def block_class(name: str) -> type[nn.Module]:
     """The module class of a block type; the error lists every known type."""
-    try:
-        return BLOCKS[name]
-    except KeyError:
-        raise ValueError(f"unknown block type '{name}' (known: {', '.join(sorted(BLOCKS))})") from None
-
-
-@lru_cache(maxsize=None)
-def _signature_defaults(cls: type) -> dict[str, object]:
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k not in ("self", "c_in", "c_out", "stride")}
-
-
-def block_options(name: str) -> dict[str, object]:
-    """Option names of a block type with their defaults (everything after c_in, c_out, stride)."""
-    return dict(_signature_defaults(block_class(name)))
+    return BLOCKS[name]
 
 
 @lru_cache(maxsize=65536)
 def check_block(name: str, c_in: int, c_out: int, stride: int, options: tuple) -> str | None:
     """Why this block cannot exist with these channels and (key, value) options, or None."""
     options = dict(options)
-    known = _signature_defaults(block_class(name))
+    known = block_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
         return f"block '{name}' has no option {unknown[0]!r} (known: {', '.join(known) or 'none'})"

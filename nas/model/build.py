@@ -7,7 +7,6 @@ from typing import Any
 
 from torch import nn
 
-import nas.model.cells  # noqa: F401  (registers the cell block types)
 from nas.arch import Arch, ArchError, Block
 from nas.model.blocks import block_class, check_block
 from nas.model.network import Head, Network

@@ -12,14 +12,13 @@ from torch import nn
 from nas.arch import ArchError
 from nas.model.blocks import register_block
 from nas.model.layers import Tally
-
-CELL_OPS: dict[str, tuple[Callable[[int], nn.Module], Callable]] = {}
+from nas.model.registries import CELL_OPS
 
 
 def register_cell_op(name: str, cost: Callable):
     """Decorator for an edge operation: a module factory f(channels) and its cost twin."""
     def add(factory: Callable[[int], nn.Module]):
-        CELL_OPS[name] = (factory, cost)
+        CELL_OPS.add(name, (factory, cost))
         return factory
     return add
 

@@ -6,8 +6,9 @@ from typing import Callable
 
 from nas.arch import Arch, Block, Head
 from nas.model.channels import make_divisible
+from nas.registry import Registry
 
-REFERENCES: dict[str, Callable[[], Arch]] = {}
+REFERENCES: Registry[Callable[[], Arch]] = Registry("reference architecture")  # all defined in this module
 IMAGENET = (3, 224, 224)
 
 # Published figures for the references: (exact parameter count, documented GFLOPS, which are
@@ -29,14 +30,11 @@ TORCHVISION_FIGURES = {
 
 def register_reference(fn: Callable[[], Arch]) -> Callable[[], Arch]:
     """Decorator: the function's name becomes the reference's name."""
-    REFERENCES[fn.__name__] = fn
-    return fn
+    return REFERENCES.add(fn.__name__, fn)
 
 
 def reference(name: str) -> Arch:
     """The reference architecture called name; the error lists every known one."""
-    if name not in REFERENCES:
-        raise ValueError(f"unknown reference architecture '{name}' (known: {', '.join(REFERENCES)})")
     return REFERENCES[name]()
 
 

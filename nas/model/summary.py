@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from nas.arch import Arch, Block, Head
+from nas.model.registries import block_options
 
 TYPE_NAMES = {"bottleneck": "bneck", "mbconv": "mb", "dwsep": "dw", "identity": "id", "nb201_residual": "res"}
 CELL_OPS = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "avg3"}
@@ -32,11 +33,8 @@ def _num(value: Any) -> str:
 
 def _defaults(block_type: str) -> dict[str, Any]:
     try:
-        from nas.model.blocks import block_options  # torch-backed registry; summaries of unknown types still work
-        import nas.model.cells  # noqa: F401  (registers the cell block types)
-
         return block_options(block_type)
-    except (ImportError, ValueError):
+    except ValueError:  # summaries of unknown types still work
         return {}
 
 

@@ -1,10 +1,21 @@
 """`nas report`: a run folder's state as data, the front, text tables, HTML and plots, the report files."""
 
-from nas.report.files import CSV_COLUMNS, write_compare, write_report, write_tables
-from nas.report.state import (IncrementalFront, front_hypervolume, front_rows, hypervolume_curve, hypervolume_scale,
-                              phase_seconds, pick_trial, run_phase, run_state, trial_weights, weight_sharing_line,
-                              weight_sharing_summary)
+import importlib
 
-__all__ = ["CSV_COLUMNS", "IncrementalFront", "front_hypervolume", "front_rows", "hypervolume_curve", "hypervolume_scale",
-           "phase_seconds", "pick_trial", "run_phase", "run_state", "trial_weights", "weight_sharing_line",
-           "weight_sharing_summary", "write_compare", "write_report", "write_tables"]
+# Public name -> submodule defining it. Loaded on first access: the CLI's text tables (nas.report.table)
+# must not pull in the run state, which imports the controllers, the space language and torch.
+_EXPORTS = {
+    **dict.fromkeys(["CSV_COLUMNS", "write_compare", "write_report", "write_tables"], "nas.report.files"),
+    **dict.fromkeys(["IncrementalFront", "front_hypervolume", "front_rows", "hypervolume_curve", "hypervolume_scale",
+                     "phase_seconds", "pick_trial", "run_phase", "run_state", "trial_weights", "weight_sharing_line",
+                     "weight_sharing_summary"], "nas.report.state"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """The public names, imported from their submodule on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nas.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

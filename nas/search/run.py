@@ -14,8 +14,7 @@ import time
 from contextlib import ExitStack, closing
 from pathlib import Path
 
-from nas.controllers import make_controller
-from nas.controllers.base import Controller
+from nas.controllers.base import Controller, make_controller
 from nas.controllers.weight_sharing import WeightSharingController
 from nas.search.budget import Budget
 from nas.search.cluster import start_ray, trial_slots

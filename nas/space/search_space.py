@@ -14,8 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.model.build import ArchError, plan
+from nas.arch import Arch, ArchError
 from nas.search_spaces import builtin_space_files
 from nas.space.language import SpaceError
 from nas.space.spec import SpaceSpec, load_spec
@@ -202,6 +201,8 @@ class SearchSpace:
         else:
             rng = np.random.default_rng(rng_seed)
             candidates = [self.sample_values(rng) for _ in range(samples)]
+        from nas.model.build import plan  # validating blocks needs their modules (torch); sizes and sampling do not
+
         for values in candidates:
             try:
                 plan(self.decode(values))

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from nas.model.blocks import BLOCKS, block_options
-from nas.model.cells import CELL_OPS
+from nas.model.registries import BLOCKS, CELL_OPS, block_options
 from nas.space.language import Choice, SpaceError, check_keys, parse_value
 
 if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; the package supports 3.10
@@ -201,7 +200,7 @@ def _validate_block(block: dict, path: str, cell: dict | None, fail, net_only: b
     types = _options(block["type"])
     for t in types:
         if t not in BLOCKS:
-            raise fail(_origin(block["type"], f"{path}.type"), f"unknown block type {t!r} (known: {', '.join(sorted(BLOCKS))})")
+            raise fail(_origin(block["type"], f"{path}.type"), f"unknown block type {t!r} (known: {', '.join(BLOCKS)})")
     if "cell" in types and cell is None:
         raise fail(f"{path}.type", "cell blocks need a top-level 'cell' section")
     for key, value in block.items():
