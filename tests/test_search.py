@@ -189,3 +189,22 @@ def test_budget_charges_a_running_child_by_its_size():
     assert budget.predict(10e6) == pytest.approx(50.0)
     assert budget.allows([(1e6, 0.0)])  # 50 spent + 5 left for a small one + 12.5 for a new one
     assert not budget.allows([(10e6, 0.0)])  # a big child in flight will spend the rest
+
+
+def test_a_search_leaves_the_callers_ray_session_and_environment_as_they_were(tmp_path, monkeypatch):
+    import os
+
+    import ray
+
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")  # the caller's own choice
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        settings = SearchSettings(space="nasbench_macro", controller="random", dataset="digits", budget_trials=1,
+                                  epochs=1, run_dir=str(tmp_path / "run"))
+        run_search(settings, out=io.StringIO())
+        assert ray.is_initialized()  # the caller started it, the caller shuts it down
+        assert run_state(tmp_path / "run")["counts"]["ok"] == 1
+    finally:
+        ray.shutdown()
+    assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1" and "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
