@@ -228,6 +228,7 @@ def test_a_locked_run_folder_refuses_a_second_search_until_its_holder_dies(tmp_p
         assert (run / LOCK_NAME).read_text().strip() == str(os.getpid())
 
 
+@pytest.mark.ray
 def test_a_new_search_on_a_locked_empty_folder_names_the_holder(tmp_path):
     proc = _holder(tmp_path / "new")
     try:

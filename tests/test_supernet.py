@@ -258,6 +258,8 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_train_runs_the_supernet_on_cpu_workers(digits, local_ray, tmp_path, workers):
     data = small_splits(digits, 256)
