@@ -12,8 +12,8 @@ import sqlite3
 import pytest
 
 from nas.cli import main
-from nas.search.cluster import trial_slots
 from nas.search import SearchSettings
+from nas.search.cluster import trial_slots
 
 # Four tiny digits networks; the two with a 1e10-unit hidden layer cannot allocate it (a RuntimeError on CPU).
 FLAKY_SPACE = """

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from nas.controllers import make_controller
-from nas.search.progress import Progress
 from nas.report import run_state
 from nas.search import Budget, SearchSettings, child_trial, run_search
+from nas.search.progress import Progress
 from nas.search.searcher import ControllerSearcher
 from nas.space import load_space
 from nas.store import RunStore

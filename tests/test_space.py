@@ -11,9 +11,9 @@ import pytest
 from nas.arch import Arch
 from nas.model.build import build_model
 from nas.model.cost import arch_cost
-from nas.space.language import SpaceError
-from nas.space import NotInSpace, load_space
 from nas.search_spaces import builtin_space_files
+from nas.space import NotInSpace, load_space
+from nas.space.language import SpaceError
 
 BUILTINS = sorted(builtin_space_files())
 

@@ -15,10 +15,11 @@ import pytest
 
 from nas.cli import main
 from nas.report import run_state
-from nas.store.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
 from nas.search import SearchSettings, run_search
 from nas.store import RunStore
+from nas.store.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
 from nas.store.store_file import ADDED_COLUMNS, APPLICATION_ID, SCHEMA_VERSION
+
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nas.arch import Arch, Block, Head
-from nas.model.build import build_model
 from nas.data import load_splits
+from nas.model.build import build_model
 from nas.train import Recipe, load_checkpoint, lr_at, random_crop_flip, save_checkpoint, train_child
 
 

@@ -17,9 +17,9 @@ import torch
 from nas.controllers import Exhausted, make_controller
 from nas.model.cost import arch_cost
 from nas.pareto import non_dominated_ranks
-from nas.search.progress import Progress
 from nas.report import hypervolume_curve, phase_seconds, run_state, weight_sharing_line
 from nas.search import Budget, SearchSettings
+from nas.search.progress import Progress
 from nas.search.searcher import ControllerSearcher
 from nas.space import load_space
 from nas.store import RunStore

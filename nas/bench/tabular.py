@@ -31,11 +31,11 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def load_table(space: str, csv_path: str | Path) -> Table:
     return LOADERS[space](csv_path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space(name: str) -> SearchSpace:
     return load_space(name)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from functools import cache, lru_cache
 
 import torch
 from torch import nn
@@ -34,7 +34,7 @@ def block_class(name: str) -> type[nn.Module]:
         raise ValueError(f"unknown block type '{name}' (known: {', '.join(sorted(BLOCKS))})") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signature_defaults(cls: type) -> dict[str, object]:
     params = inspect.signature(cls.__init__).parameters
     return {k: p.default for k, p in params.items() if k not in ("self", "c_in", "c_out", "stride")}

@@ -32,8 +32,8 @@ def _num(value: Any) -> str:
 
 def _defaults(block_type: str) -> dict[str, Any]:
     try:
-        from nas.model.blocks import block_options  # torch-backed registry; summaries of unknown types still work
         import nas.model.cells  # noqa: F401  (registers the cell block types)
+        from nas.model.blocks import block_options  # torch-backed registry; summaries of unknown types still work
 
         return block_options(block_type)
     except (ImportError, ValueError):
