@@ -37,16 +37,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import stats
 
+from nas.bench import TABULAR_DEFAULTS, load_nb201_table, run_bench
 from nas.controllers.base import make_controller
 from nas.controllers.rl import mnasnet_reward
-from nas.bench import TABULAR_DEFAULTS, load_nb201_table, run_bench
 from nas.jsonio import dumps
 from nas.space import load_space
 
@@ -73,7 +73,7 @@ TUNE_GRID = [
 ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space(name: str):
     return load_space(name)
 
@@ -83,7 +83,7 @@ def time_controller(space_name: str = "nasbench201", children: int = 300) -> dic
     space = _space(space_name)
     ctrl = make_controller("rl", space, seed=0, **TABULAR_DEFAULTS["rl"])
     ask_s, tell_s, updates = 0.0, 0.0, 0
-    for i in range(children):
+    for _i in range(children):
         t0 = time.perf_counter()
         p = ctrl.ask()
         t1 = time.perf_counter()

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.data import load_splits
 from nas.model.build import build_model
 from nas.model.cost import arch_cost
-from nas.data import load_splits
 from nas.space import load_space
 from nas.train import Recipe, param_groups, resolve_device, train_child
+
 
 def child():
     """A mid-sized resnet_like child: 3 stages of basic blocks, base width 32."""

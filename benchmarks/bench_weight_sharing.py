@@ -28,9 +28,9 @@ from scipy import stats
 
 from nas.data import load_splits
 from nas.jsonio import dumps
-from nas.space import load_space
 from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited
 from nas.oneshot.training import SupernetRecipe, train_supernet
+from nas.space import load_space
 from nas.train import DeviceData, Recipe, train_child
 
 

@@ -10,8 +10,8 @@ module and no torchvision: the published figures are copied in below.
 from __future__ import annotations
 
 from nas.model.cost import arch_cost
-from nas.model.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
-
+from nas.model.reference import REFERENCES, reference
+from nas.model.reference import TORCHVISION_FIGURES as TORCHVISION
 
 
 def main() -> None:
@@ -30,7 +30,10 @@ def main() -> None:
         rows.append((name, f"{cost.params:,}", f"{tv_params:,}", "yes" if cost.params == tv_params else "NO",
                      f"{gmacs:.4f}", f"{tv_gflops:g}", f"{diff:+.3f}", f"{cost.macs / 1e9:.4f}"))
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+
+    def line(r) -> str:
+        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+
     print(line(header))
     print("  ".join("-" * w for w in widths))
     for r in rows:

@@ -78,12 +78,12 @@ def run(args: list[str], cwd: Path, timeout: float | None = None) -> dict:
 
 def last_line(res: dict) -> str:
     """The last non-empty stderr line, or `traceback (Type)` when stderr holds a Python traceback."""
-    lines = [re.sub(r"^\(\S+ pid=\d+(, ip=\S+)?\)\s?", "", l) for l in res["err"].splitlines()]
-    lines = [l.rstrip() for l in lines if l.strip()]
+    lines = [re.sub(r"^\(\S+ pid=\d+(, ip=\S+)?\)\s?", "", line) for line in res["err"].splitlines()]
+    lines = [line.rstrip() for line in lines if line.strip()]
     text = lines[-1].strip() if lines else ""
-    tb = [i for i, l in enumerate(lines) if "Traceback (most recent call last)" in l]
+    tb = [i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line]
     if tb:
-        found = [m for l in lines[tb[-1] + 1:] if (m := re.match(r"([A-Za-z_][\w.]*)(?::\s*(.*))?$", l))]
+        found = [m for line in lines[tb[-1] + 1:] if (m := re.match(r"([A-Za-z_][\w.]*)(?::\s*(.*))?$", line))]
         text = f"traceback ({found[0].group(1)}): {found[0].group(2) or ''}" if found else "traceback (?)"
     if res["rc"] is None:
         text = f"timeout; {text}"
@@ -200,7 +200,10 @@ def case_two_searches(tmp: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(CFG["root"])}
     bad = subprocess.run([sys.executable, "-c", check], input=json.dumps(rows), env=env, capture_output=True,
                          text=True).stdout.strip() or "?"
-    rc = lambda r: "-" if r["rc"] is None else r["rc"]
+
+    def rc(r):
+        return "-" if r["rc"] is None else r["rc"]
+
     row("two_searches", args + ["(x2)"], res, d, f"exit codes {rc(a)}/{rc(b)}; {len(rows)} rows; macs disagree: {bad}")
 
 
@@ -282,7 +285,10 @@ def case_sqlite(tmp: Path) -> None:
     with sqlite3.connect(tmp / "F" / "run.sqlite") as con:
         con.executescript("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes VALUES (1, 'milk');")
     con.close()
-    digest = lambda: hashlib.sha256((tmp / "F" / "run.sqlite").read_bytes()).hexdigest()
+
+    def digest() -> str:
+        return hashlib.sha256((tmp / "F" / "run.sqlite").read_bytes()).hexdigest()
+
     for name, args in (("report", nas("report", "F")), ("resume", nas("search", "--resume", "F"))):
         before, res = digest(), run(args, tmp)
         row(f"sqlite_foreign_{name}", args, res, tmp / "F", f"sha256 changed: {'yes' if digest() != before else 'no'}")

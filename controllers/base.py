@@ -13,8 +13,9 @@ import difflib
 import inspect
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
@@ -30,15 +31,15 @@ class Exhausted(Exception):
 OBJECTIVES = {"accuracy": "max", "macs": "min", "params": "min"}
 
 
-def register_controller(name: str) -> Callable[[type["Controller"]], type["Controller"]]:
+def register_controller(name: str) -> Callable[[type[Controller]], type[Controller]]:
     """Class decorator: make a controller available as `--controller name`."""
-    def add(cls: type["Controller"]) -> type["Controller"]:
+    def add(cls: type[Controller]) -> type[Controller]:
         cls.name = name
         return CONTROLLERS.add(name, cls)
     return add
 
 
-def make_controller(name: str, space: SearchSpace, **kwargs: Any) -> "Controller":
+def make_controller(name: str, space: SearchSpace, **kwargs: Any) -> Controller:
     """Instantiate a registered controller, its options checked by name and type; errors list what is known."""
     return CONTROLLERS[name](space, **check_options(name, kwargs))
 
@@ -105,7 +106,7 @@ class Observation:
                 "status": self.status, "extra": self.extra}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Observation":
+    def from_dict(cls, d: dict) -> Observation:
         return cls(d["trial_id"], list(d["values"]), d["objectives"], d.get("status", "ok"), d.get("extra", {}))
 
 
@@ -179,7 +180,8 @@ class Controller(ABC):
 
     def state_dict(self) -> dict:
         """Everything needed to continue: RNG, ids, pending and finished children (JSON-able)."""
-        return {"name": self.name, "seed": self.seed, "objectives": list(self.objectives), "rng": self.rng.bit_generator.state, "next_id": self.next_id,
+        return {"name": self.name, "seed": self.seed, "objectives": list(self.objectives),
+                "rng": self.rng.bit_generator.state, "next_id": self.next_id,
                 "pending": {str(k): v for k, v in self.pending.items()},
                 "history": [o.to_dict() for o in self.history], "extra": self.extra_state()}
 

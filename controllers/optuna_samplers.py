@@ -53,7 +53,7 @@ class OptunaController(Controller):
         self._new_study()
 
     # -- subclasses -------------------------------------------------------------------------
-    def make_sampler(self, seed: int) -> "optuna.samplers.BaseSampler":
+    def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         raise NotImplementedError
 
     # -- the study --------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class OptunaController(Controller):
         active = self.space.active(values)
         return {d.name: int(v) for d, v, a in zip(self.space.decisions, values, active) if a}
 
-    def _ask(self) -> "optuna.trial.Trial":
+    def _ask(self) -> optuna.trial.Trial:
         self.study.sampler = self.make_sampler(int(self.rng.integers(2**31 - 1)))
         return self.study.ask()
 

@@ -18,11 +18,18 @@ shows both and the rank correlation between them.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from nas.controllers.base import CONTROLLERS, Controller, Exhausted, make_controller, objective_vector, register_controller
+from nas.controllers.base import (
+    CONTROLLERS,
+    Controller,
+    Exhausted,
+    make_controller,
+    objective_vector,
+    register_controller,
+)
 from nas.pareto import non_dominated_ranks
 
 RULES = ("spos", "sandwich")  # how the supernet samples children per step; nas.oneshot.training implements them

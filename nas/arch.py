@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 JsonValue = Any  # int | float | str | bool | None | tuple of JsonValue
 
@@ -41,7 +42,7 @@ class Block:
     options: tuple[tuple[str, JsonValue], ...] = ()
 
     @classmethod
-    def make(cls, type: str, out: int, stride: int = 1, **options: Any) -> "Block":
+    def make(cls, type: str, out: int, stride: int = 1, **options: Any) -> Block:
         """Build a block with options normalised (sorted keys, canonical numbers)."""
         opts = tuple(sorted((k, _canonical(v)) for k, v in options.items()))
         return cls(type=str(type), out=int(out), stride=int(stride), options=opts)
@@ -67,7 +68,7 @@ class Block:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Block":
+    def from_dict(cls, data: Mapping[str, Any]) -> Block:
         data = dict(data)
         try:
             type_, out = data.pop("type"), data.pop("out")
@@ -101,7 +102,7 @@ class Head:
                 "dropout": self.dropout, "act": self.act, "norm_act": self.norm_act}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Head":
+    def from_dict(cls, data: Mapping[str, Any]) -> Head:
         data = dict(data)
         data["hidden"] = tuple(int(h) for h in data.get("hidden", ()))
         if "dropout" in data:
@@ -137,7 +138,7 @@ class Arch:
             for j, block in enumerate(stage, 1):
                 yield f"s{i}.b{j}", block
 
-    def with_io(self, input: tuple[int, int, int] | None = None, classes: int | None = None) -> "Arch":
+    def with_io(self, input: tuple[int, int, int] | None = None, classes: int | None = None) -> Arch:
         """The same network for another input shape or number of classes (a data set's)."""
         return replace(self, input=tuple(input) if input is not None else self.input,
                        classes=classes if classes is not None else self.classes)
@@ -155,7 +156,7 @@ class Arch:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Arch":
+    def from_dict(cls, data: Mapping[str, Any]) -> Arch:
         """Parse a dict as to_dict writes it; raises ValueError naming the bad field."""
         if not isinstance(data, Mapping):
             raise ValueError("architecture JSON must be an object")
@@ -184,7 +185,7 @@ class Arch:
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Arch":
+    def from_json(cls, text: str) -> Arch:
         return cls.from_dict(json.loads(text))
 
     @property

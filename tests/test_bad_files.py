@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from nas.arch import Arch, Block, Head
-from nas.model.build import build_model
 from nas.cli import main
 from nas.jsonio import dumps, recode
-from nas.store import RunStore
+from nas.model.build import build_model
 from nas.report.table import printable
+from nas.store import RunStore
 
 ARCH = Arch((1, 8, 8), 10, (Block.make("conv", 8, 1),), ((Block.make("basic", 8, 2),),), Head())
 OTHER = Arch((1, 8, 8), 10, (Block.make("conv", 4, 1),), ((Block.make("basic", 8, 2),),), Head())
@@ -119,8 +119,8 @@ SUPERNET_FILES = {
 
 @pytest.mark.parametrize("name", [*SUPERNET_FILES, "state-of-other-shapes"])
 def test_export_from_supernet_refuses_bad_supernet_files(name, tmp_path, capsys):
-    from nas.space import load_space
     from nas.oneshot.supernet import Supernet
+    from nas.space import load_space
 
     run, _ = _run_with_checkpoint(tmp_path)
     path = run / "supernet.pt"

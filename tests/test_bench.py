@@ -9,10 +9,20 @@ import math
 import numpy as np
 import pytest
 
+from nas.bench import (
+    TABULAR_DEFAULTS,
+    TEXTBOOK_REA,
+    format_bench,
+    hypervolume_fraction,
+    load_macro_table,
+    load_nb201_table,
+    nb201_values,
+    run_bench,
+    run_search,
+    true_hypervolume,
+)
 from nas.controllers import CONTROLLERS
 from nas.controllers.base import Controller
-from nas.bench import (TABULAR_DEFAULTS, TEXTBOOK_REA, format_bench, hypervolume_fraction, load_macro_table, load_nb201_table, nb201_values,
-                       run_bench, run_search, true_hypervolume)
 from nas.model.cost import arch_cost
 from nas.space import load_space
 

@@ -12,8 +12,8 @@ import sqlite3
 import pytest
 
 from nas.cli import main
-from nas.search.cluster import trial_slots
 from nas.search import SearchSettings
+from nas.search.cluster import trial_slots
 
 # Four tiny digits networks; the two with a 1e10-unit hidden layer cannot allocate it (a RuntimeError on CPU).
 FLAKY_SPACE = """
@@ -37,6 +37,8 @@ def _trial_rows(run) -> list[tuple]:
         return db.execute("SELECT trial_id, status, error, attempts FROM trials ORDER BY trial_id").fetchall()
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_failing_children_are_recorded_with_reason_and_traceback_and_the_search_goes_on(tmp_path, capsys):
     space = tmp_path / "flaky.yaml"
     space.write_text(FLAKY_SPACE)
@@ -61,6 +63,8 @@ def test_failing_children_are_recorded_with_reason_and_traceback_and_the_search_
     assert f"{5 - len(failed)} finished, {len(failed)} failed" in out and "failures: " in out
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_a_search_whose_children_all_fail_stops_with_one_line(tmp_path, capsys):
     space = tmp_path / "doomed.yaml"
     space.write_text(FLAKY_SPACE.replace("[[16], [10000000000]]", "[[10000000000], [20000000000]]"))
@@ -125,6 +129,7 @@ def test_trial_slots_count_what_each_node_can_hold():
         trial_slots(SearchSettings(space="resnet_like", budget_trials=1, gpus_per_trial=0.25), [_node(8)])
 
 
+@pytest.mark.ray
 def test_cpus_no_node_has_are_refused_once_ray_is_up(tmp_path, capsys):
     run = tmp_path / "run"
     argv = SEARCH + ["--space", "nasbench_macro", "--budget-trials", "1", "--cpus-per-trial", "1000", "--run-dir", str(run)]

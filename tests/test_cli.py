@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -187,16 +186,16 @@ def test_sample_to_file_to_inspect_round_trip(capsys, tmp_path):
     assert json_lines(inspected)[0]["arch_id"] == json.loads(out)["arch_id"]
 
 
-def test_thousand_targets_from_stdin_cost_one_process():
+def test_thousand_targets_from_stdin_in_one_process(capsys):
+    # how long it takes is measured by benchmarks/bench_inspect_stdin.py, not asserted here
     lines = [f"nasbench_macro:{i % 3}{i // 3 % 3}{i // 9 % 3}{i // 27 % 3}{i // 81 % 3}{i // 243 % 3}{i // 729 % 3}1"
              for i in range(1000)]
-    start = time.perf_counter()
     done = nas("inspect", "-", "--json", stdin="\n".join(lines) + "\n")
-    elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     rows = json_lines(done.stdout)
     assert len(rows) == 1000 and len({r["arch_id"] for r in rows}) == 1000
-    assert elapsed < 10, f"{elapsed:.1f} s"
+    for i in (0, 999):  # in input order
+        assert rows[i]["arch_id"] == json_lines(run(capsys, "inspect", lines[i], "--json")[1])[0]["arch_id"]
 
 
 # ---------------------------------------------------------------------------- errors
@@ -277,15 +276,12 @@ def test_parser_has_one_subcommand_per_command():
 # ---------------------------------------------------------------------------- export
 
 def test_export_macro_arch(capsys, tmp_path):
-    pytest.importorskip("nas.model.export")
     code, out, err = run(capsys, "export", "nasbench_macro:22212220", "-o", str(tmp_path / "model.py"))
     assert code == 0, err
     paths = [Path(p) for p in out.splitlines()]
-    assert tmp_path / "model.py" in paths and all(p.exists() for p in paths)
-    arch_json = tmp_path / "arch.json"
-    if arch_json in paths:  # the exported description inspects to the same network
-        _, inspected, _ = run(capsys, "inspect", str(arch_json), "--json")
-        assert json_lines(inspected)[0]["params"] == 1_985_514
+    assert paths == [tmp_path / "model.py", tmp_path / "arch.json"] and all(p.exists() for p in paths)
+    _, inspected, _ = run(capsys, "inspect", str(tmp_path / "arch.json"), "--json")  # the same network
+    assert json_lines(inspected)[0]["params"] == 1_985_514
     code, _, err = run(capsys, "export", "nasbench_macro:22212220", "-o", str(tmp_path / "m.py"), "--format", "tf")
     assert code == 2 and "invalid choice" in err
 

@@ -9,7 +9,7 @@ fresh controller) with two children pending, and must continue with exactly the 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ STEPS = 48          # asks per run
 INTERRUPT_AT = 32   # events before the snapshot (it falls right after a tell: two children pending)
 
 
-@lru_cache(maxsize=None)
+@cache
 def space_and_limit(name: str):
     """The space and a MACs limit that excludes a good part of it (the median of a sample)."""
     space = load_space(name)

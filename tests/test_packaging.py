@@ -9,11 +9,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from nas.search_spaces import builtin_space_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_wheel_contains_every_builtin_space(tmp_path):
     # A copy without build/: a stale build/lib from an older layout would leak into the wheel.
     source = tmp_path / "src"

@@ -13,7 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.model.build import build_model
 from nas.model.cost import arch_cost
-from nas.model.reference import REFERENCES, TORCHVISION_FIGURES as TORCHVISION, reference
+from nas.model.reference import REFERENCES, reference
+from nas.model.reference import TORCHVISION_FIGURES as TORCHVISION
 
 MACS_TOLERANCE = 0.005  # relative; torchvision rounds its GFLOPS to 3-4 significant digits
 

@@ -17,13 +17,13 @@ import pytest
 
 from nas.arch import Arch, Block
 from nas.cli import main
-from nas.pareto import hypervolume_2d
 from nas.model.reference import reference
+from nas.model.summary import summarize
+from nas.pareto import hypervolume_2d
 from nas.report import IncrementalFront, front_hypervolume, hypervolume_curve, run_state
 from nas.search import SearchSettings
 from nas.space import load_space
 from nas.store import RunStore
-from nas.model.summary import summarize
 
 EVIL = "<script>alert(1)</script>\"'"
 

@@ -81,7 +81,7 @@ def test_inactive_decisions_contribute_no_log_prob_or_gradient(resnet_like):
     for row, values in enumerate([three, four]):
         active = space.active(values)
         expect_lp = expect_ent = 0.0
-        for k, d in enumerate(space.decisions):
+        for k, _d in enumerate(space.decisions):
             if active[k]:
                 p = ctrl.probabilities(k, values[:k])
                 expect_lp += math.log(p[values[k]])

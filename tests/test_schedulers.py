@@ -18,7 +18,10 @@ def test_keeps_orders_by_rank_then_crowding():
 def test_rungs_stop_dominated_children_but_not_small_ones():
     sched = ParetoASHA(max_t=10, objectives=("accuracy", "macs"), eta=3)
     assert sorted(sched.rungs) == [1, 3, 9]
-    report = lambda acc, macs, epoch=1: {"epoch": epoch, "val_acc": acc, "macs": macs, "final": False}
+
+    def report(acc, macs, epoch=1):
+        return {"epoch": epoch, "val_acc": acc, "macs": macs, "final": False}
+
     decisions = [sched.on_trial_result(None, None, report(a, m)) for a, m in
                  [(90, 9e6), (91, 8e6), (92, 7e6), (60, 9.5e6), (65, 9.6e6), (70, 1e6)]]
     assert decisions[:3] == [TrialScheduler.CONTINUE] * 3  # fewer than eta seen: keep going

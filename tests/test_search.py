@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from nas.controllers.base import make_controller
-from nas.search.progress import Progress
 from nas.report import run_state
 from nas.search import Budget, SearchSettings, child_trial, run_search
+from nas.search.progress import Progress
 from nas.search.searcher import ControllerSearcher
 from nas.space import load_space
 from nas.store import RunStore
@@ -74,7 +74,7 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path):
     searcher.on_trial_complete("c", finished(91.0, c["macs"], 3.0))
     statuses = [t.status for t in store.trials()]
     assert statuses == ["failed: ray worker lost (retried once)", "diverged", "ok"]
-    assert searcher.suggest("d") is not None  # still searching
+    assert searcher.suggest("d")["trial_id"] == 3  # still searching
     assert len(controller.finished()) == 1
 
 
@@ -122,6 +122,8 @@ def test_settings_validation_says_what_to_do():
     assert SearchSettings.from_dict(s.to_dict()) == s
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_a_real_digits_search_through_the_cli(tmp_path, capsys):
     from nas.cli import main
 
@@ -164,6 +166,8 @@ def _dies_first_time(config: dict, splits=None) -> None:
     tune.report({"status": "ok", "val_acc": 50.0, "macs": config["macs"], "final": True, "elapsed_s": 0.1})
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_a_lost_worker_is_retried_once(tmp_path):
     import sys
 
@@ -189,3 +193,24 @@ def test_budget_charges_a_running_child_by_its_size():
     assert budget.predict(10e6) == pytest.approx(50.0)
     assert budget.allows([(1e6, 0.0)])  # 50 spent + 5 left for a small one + 12.5 for a new one
     assert not budget.allows([(10e6, 0.0)])  # a big child in flight will spend the rest
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_search_leaves_the_callers_ray_session_and_environment_as_they_were(tmp_path, monkeypatch):
+    import os
+
+    import ray
+
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")  # the caller's own choice
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        settings = SearchSettings(space="nasbench_macro", controller="random", dataset="digits", budget_trials=1,
+                                  epochs=1, run_dir=str(tmp_path / "run"))
+        run_search(settings, out=io.StringIO())
+        assert ray.is_initialized()  # the caller started it, the caller shuts it down
+        assert run_state(tmp_path / "run")["counts"]["ok"] == 1
+    finally:
+        ray.shutdown()
+    assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1" and "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ

@@ -16,6 +16,8 @@ import pytest
 from nas.report import phase_seconds, run_state
 from nas.store import RunStore
 
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # every test here runs `nas search` on Ray in a subprocess
+
 SEARCH = [sys.executable, "-m", "nas", "search", "--space", "resnet_like", "--dataset", "digits", "--epochs", "2",
           "--batch-size", "64", "--lr", "0.05", "--max-macs", "2M", "--controller-option", "population=3",
           "--controller-option", "tournament=2"]

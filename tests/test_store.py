@@ -15,10 +15,11 @@ import pytest
 
 from nas.cli import main
 from nas.report import run_state
-from nas.store.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
 from nas.search import SearchSettings, run_search
 from nas.store import RunStore
+from nas.store.run_folder import LOCK_NAME, RunInUse, check_run_dir, run_lock
 from nas.store.store_file import ADDED_COLUMNS, APPLICATION_ID, SCHEMA_VERSION
+
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -228,6 +229,7 @@ def test_a_locked_run_folder_refuses_a_second_search_until_its_holder_dies(tmp_p
         assert (run / LOCK_NAME).read_text().strip() == str(os.getpid())
 
 
+@pytest.mark.ray
 def test_a_new_search_on_a_locked_empty_folder_names_the_holder(tmp_path):
     proc = _holder(tmp_path / "new")
     try:

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from nas.arch import Arch, Block
-from nas.model.build import build_model
 from nas.data import load_splits
-from nas.space import load_space
+from nas.model.build import build_model
 from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited, inherited_model, region
 from nas.oneshot.training import SupernetRecipe, extremes, train_supernet, train_supernet_distributed
+from nas.space import load_space
 from nas.train import DeviceData
 
 SPACES = ["resnet_like", "mobilenet_like", "nasbench_macro", "nasbench201", "vgg_like"]
@@ -258,6 +258,8 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_train_runs_the_supernet_on_cpu_workers(digits, local_ray, tmp_path, workers):
     data = small_splits(digits, 256)

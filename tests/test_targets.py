@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from nas.cli.targets import TargetError, iter_labeled, iter_targets, parse_io, resolve_target
 from nas.model.cost import arch_cost
 from nas.model.reference import reference
 from nas.space import load_space
-from nas.cli.targets import TargetError, iter_labeled, iter_targets, parse_io, resolve_target
 
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 MACRO = [2, 2, 2, 1, 2, 2, 2, 0]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nas.arch import Arch, Block, Head
-from nas.model.build import build_model
 from nas.data import load_splits
+from nas.model.build import build_model
 from nas.train import Recipe, load_checkpoint, lr_at, random_crop_flip, save_checkpoint, train_child
 
 
@@ -36,6 +36,22 @@ def test_same_seed_same_result(digits):
     recipe = Recipe(epochs=1, batch_size=64, seed=3)
     a, b = train_child(tiny_arch(), digits, recipe), train_child(tiny_arch(), digits, recipe)
     assert a.val_acc == b.val_acc and a.train_loss == b.train_loss
+
+
+def test_the_callers_torch_seed_and_threads_are_left_as_they_were(digits):
+    recipe = Recipe(epochs=1, batch_size=64, seed=3, threads=1)
+    threads = torch.get_num_threads()
+    first = train_child(tiny_arch(), digits, recipe)
+    torch.manual_seed(12345)
+    torch.set_num_threads(threads + 1)  # a value the recipe's threads=1 differs from
+    try:
+        rng = torch.get_rng_state()
+        second = train_child(tiny_arch(), digits, recipe)
+        assert torch.equal(torch.get_rng_state(), rng)
+        assert torch.get_num_threads() == threads + 1
+    finally:
+        torch.set_num_threads(threads)
+    assert (second.val_acc, second.train_loss) == (first.val_acc, first.train_loss)  # the caller's seed does not leak in
 
 
 def test_divergence_is_reported_not_raised(digits):

@@ -31,11 +31,11 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def load_table(space: str, csv_path: str | Path) -> Table:
     return LOADERS[space](csv_path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space(name: str) -> SearchSpace:
     return load_space(name)
 
@@ -216,7 +216,9 @@ def run_search(space_name: str, table: Table, controller_name: str, queries: int
                objectives: tuple[str, ...] = ("accuracy",), controller_options: dict | None = None,
                _total_hv: float | None = None) -> dict:
     """One search of ``queries`` asks/tells on the table; the best-reward architecture's test accuracy."""
-    from nas.controllers.base import make_controller  # the contract imports the space (torch); table loading needs neither
+    from nas.controllers.base import (
+        make_controller,  # the contract imports the space (torch); table loading needs neither
+    )
 
     if space_name != table.space:
         raise ValueError(f"the table is for space {table.space!r}, not {space_name!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from nas.cli import bench, export, inspect, report, retrain, sample, search, spaces, train
 from nas.cli.common import EXIT_USAGE, UsageError

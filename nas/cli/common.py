@@ -6,11 +6,10 @@ import argparse
 import math
 import re
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from nas.arch import Arch
 from nas.cli.targets import TargetError, iter_labeled, parse_io
-
 
 EXIT_USAGE = 2
 

@@ -76,9 +76,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _supernet_weights(run_dir, state: dict, arch: Arch) -> dict:
     """The child's tensors sliced out of a weight-sharing run's supernet, as a state_dict."""
-    from nas.space.search_space import load_space
-    from nas.oneshot.supernet import Supernet
     from nas.oneshot.phases import SUPERNET_FILE
+    from nas.oneshot.supernet import Supernet
+    from nas.space.search_space import load_space
 
     path = run_dir / SUPERNET_FILE
     if not path.is_file():

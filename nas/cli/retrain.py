@@ -33,9 +33,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from nas.data import load_splits
     from nas.jsonio import dumps
     from nas.report.state import pick_trial, run_state
+    from nas.report.table import printable
     from nas.search.settings import SearchSettings
     from nas.store.run_store import RunStore
-    from nas.report.table import printable
     from nas.train.recipe import with_overrides
     from nas.train.trainer import train_child
 

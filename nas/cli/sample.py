@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli.common import positive_int, add_io_args, parse_number
+from nas.cli.common import add_io_args, parse_number, positive_int
 from nas.jsonio import recode
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nas.cli.common import UsageError, fraction, positive_float, positive_int, parse_number
+from nas.cli.common import UsageError, fraction, parse_number, positive_float, positive_int
 
 
 def add_search(sub) -> None:

@@ -17,9 +17,9 @@ def add_spaces(sub) -> None:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from nas.space.search_space import load_space
     from nas.report.table import format_table
     from nas.search_spaces import builtin_space_files
+    from nas.space.search_space import load_space
 
     if args.space:
         return _print_decisions(load_space(args.space), args.json)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from nas.cli.common import UsageError, fraction, positive_int, add_target_args, targets
+from nas.cli.common import UsageError, add_target_args, fraction, positive_int, targets
 
 
 def add_train(sub) -> None:

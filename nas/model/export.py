@@ -15,7 +15,7 @@ import keyword
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def _segment(node: ast.stmt, lines: list[str]) -> str:
     return "\n".join(line for i, line in enumerate(lines[start - 1:node.end_lineno], start) if i not in drop)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _library(modules: tuple[str, ...]) -> tuple[dict[str, _Unit], dict[str, tuple], dict[str, str]]:
     """(units by name, imports by local name as (module, name, asname), cell-op factory source by op)."""
     units: dict[str, _Unit] = {}

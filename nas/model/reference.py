@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from nas.arch import Arch, Block, Head
 from nas.model.channels import make_divisible

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 from nas.registry import Registry
 
@@ -24,7 +25,7 @@ CELL_OPS.declare("nas.model.cells", "none", "skip_connect", "nor_conv_1x1", "nor
 _SHAPE_ARGUMENTS = ("self", "c_in", "c_out", "stride")
 
 
-@lru_cache(maxsize=None)
+@cache
 def block_options(name: str) -> dict[str, Any]:
     """Option names of a block type with their defaults (everything after c_in, c_out, stride)."""
     cls = BLOCKS.loaded(name)

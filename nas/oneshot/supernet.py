@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -98,7 +98,7 @@ class BankSpec:
     param: bool
     init: str  # conv | linear | ones | zeros
 
-    def widen(self, shape: tuple[int, ...]) -> "BankSpec":
+    def widen(self, shape: tuple[int, ...]) -> BankSpec:
         if len(shape) != len(self.shape):
             raise ArchError(f"a shared key holds tensors of {len(self.shape)} and {len(shape)} dims")
         return BankSpec(tuple(max(a, b) for a, b in zip(self.shape, shape)), self.dtype, self.param, self.init)
@@ -347,7 +347,7 @@ class Supernet(nn.Module):
                     "state": {k: self.bank(k).detach().cpu() for k in self.specs}}, str(path))
 
     @classmethod
-    def load(cls, path: str | Path, space: SearchSpace | None = None) -> "Supernet":
+    def load(cls, path: str | Path, space: SearchSpace | None = None) -> Supernet:
         """A supernet as save wrote it (weights_only); space defaults to the built-in of the saved name."""
         data = require_fields(path, load_file(path), ("format",), f"a nas supernet file ({FORMAT})")
         if data["format"] != FORMAT:

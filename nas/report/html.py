@@ -12,7 +12,8 @@ import html
 import shlex
 import time
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from nas.jsonio import dumps
 from nas.report.state import run_phase, weight_sharing_line
@@ -180,8 +181,8 @@ def _failures(state: dict) -> str:
 
 
 def _running(state: dict, now: float) -> str:
-    from nas.model.summary import summarize
     from nas.arch import Arch
+    from nas.model.summary import summarize
 
     rows = []
     for t in state["trials"]:

@@ -20,6 +20,7 @@ from nas.controllers.base import OBJECTIVES
 from nas.pareto import hypervolume_2d, pareto_front
 from nas.store.run_store import RunStore
 
+
 def run_state(run_dir: str | Path) -> dict:
     """Machine-readable state of a run, finished, running or killed (reads what is there)."""
     # Every object built here stays alive; the cyclic GC would rescan them all repeatedly (~40% of the

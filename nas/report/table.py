@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _NUMERIC = re.compile(r"^[-+<]?[\d,.]+(x\d+)*[kMG%]?$")
 # C0 and C1 controls and DEL (terminal escapes, carriage returns, bells) and the bidirectional

@@ -12,19 +12,22 @@ import socket
 RAY_CONNECT_TIMEOUT_S = 10.0
 
 
-def start_ray(address: str | None) -> None:
-    """Start a local Ray instance, or join the cluster at address; one line when it cannot be reached."""
+def start_ray(address: str | None) -> bool:
+    """Start a local Ray instance, or join the cluster at address; False when this process was connected already."""
     import ray
 
+    if ray.is_initialized():  # the caller's session, with the caller's resources: theirs to shut down
+        return False
     if address and address != "auto":
         _check_reachable(address)  # seconds, instead of minutes of Ray's own retries
     try:
         # "local": a private instance, never whichever cluster `ray start` last left on this machine
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=True, ignore_reinit_error=True)
+                 configure_logging=True)
     except ConnectionError as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RayUnavailable(f"--ray-address {address}: cannot join a Ray cluster ({reason})") from None
+    return True
 
 
 class RayUnavailable(ValueError):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import ExitStack, closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 from nas.controllers.base import Controller, make_controller
@@ -48,14 +49,13 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
     run_dir = Path(settings.run_dir).resolve()
     splits, controller = prepare_search(settings)
     check_run_dir(run_dir, resume)  # before the lock, whose file must not land in a folder that is not ours
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     with ExitStack() as stack:
+        stack.enter_context(_tune_settings())  # the supernet's Ray Train run reads them too
         if resume:  # the folder is ours already: a second search on it is refused before Ray starts
             stack.enter_context(run_lock(run_dir))
         t_ray = time.perf_counter()
-        start_ray(settings.ray_address)
-        stack.callback(ray.shutdown)
+        if start_ray(settings.ray_address):  # a Ray session the caller had started stays up after the search
+            stack.callback(ray.shutdown)
         slots = trial_slots(settings, ray.nodes())
         if not resume:  # only now, with every input checked, is the new run folder created
             stack.enter_context(run_lock(run_dir))
@@ -115,6 +115,23 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
                               f"(the last one: {searcher.last_failure}); fix the cause and start a new search "
                               f"(nas report {run_dir} lists the failures)")
     store.log("end", {"spent_h": budget.spent_s / 3600})
+
+
+# Ray Tune reads these from the driver's environment only (2.60): its legacy output engine, which verbose=0
+# keeps quiet, and no CSV/JSON/TensorBoard loggers per trial (the store holds the results).
+_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+
+
+@contextmanager
+def _tune_settings() -> Iterator[None]:
+    """Set _TUNE_ENV where the caller has not, and restore the caller's environment afterwards."""
+    added = [name for name in _TUNE_ENV if name not in os.environ]
+    os.environ.update({name: _TUNE_ENV[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 class FailingChildren(ValueError):

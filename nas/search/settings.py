@@ -10,7 +10,6 @@ from pathlib import Path
 from nas.controllers.base import SEARCH_WIDE_OPTIONS
 from nas.train.recipe import Recipe
 
-
 MAX_BUDGET_GPU_HOURS = 1e7  # ~1,100 GPU-years: beyond any real cluster, and keeps every sum of seconds finite
 MAX_BUDGET_TRIALS = 10**9
 
@@ -81,7 +80,7 @@ class SearchSettings:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SearchSettings":
+    def from_dict(cls, d: dict) -> SearchSettings:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["objectives"] = tuple(d.get("objectives", ("accuracy",)))

@@ -10,8 +10,9 @@ whole network), ``share: NAME`` (one decision wherever NAME appears) and ``when:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 CHOICE_KEYS = {"choice", "range", "step", "per", "share", "when"}
 SCOPES = ("stage", "block", "net")

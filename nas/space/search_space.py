@@ -7,10 +7,10 @@ into decisions, decodes indices into an Arch and reads them back out of one.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class SearchSpace:
     def name(self) -> str:
         return self.spec.name
 
-    def with_io(self, input: tuple[int, int, int] | None = None, classes: int | None = None) -> "SearchSpace":
+    def with_io(self, input: tuple[int, int, int] | None = None, classes: int | None = None) -> SearchSpace:
         """The same space for a data set's input shape and classes."""
         return SearchSpace(replace(self.spec, input=tuple(input) if input is not None else self.spec.input,
                                    classes=classes if classes is not None else self.spec.classes))

@@ -7,8 +7,9 @@ target architecture (encode). Keeping one walk means the three can never disagre
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from nas.arch import Arch, Block, Head
 from nas.model.channels import double_after_downsample, regnet_widths, scale_width
@@ -129,7 +130,9 @@ def _walk(spec: SpaceSpec, ctx, target: Arch | None = None) -> Arch | None:
     if spec.cell:
         ops = []
         for src, dst in spec.cell["edges"]:
-            read = lambda s=src, d=dst: _first_cell_edges(target)[(s, d)]
+            def read(s=src, d=dst):  # bound now: the loop moves on before it is called
+                return _first_cell_edges(target)[(s, d)]
+
             ops.append(value(f"cell.{dst}<-{src}", spec.cell["ops"], read=read))
         edges = tuple((s, d, op) for (s, d), op in zip(spec.cell["edges"], ops))
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nas.store.store_file import DB_NAME, BadRunFile, NotARun, connect_checked, create_db, damaged, require_db
 

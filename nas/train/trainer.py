@@ -13,9 +13,10 @@ import re
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -150,7 +151,8 @@ def train_child(arch: Arch, splits, recipe: Recipe = Recipe(), *, on_epoch: Epoc
     result = TrainResult(status="ok", macs=cost.macs, params=cost.params, device=str(device), history=[])
     start = time.perf_counter()
     try:
-        _train(arch, splits, recipe, device, result, on_epoch, checkpoint)
+        with seeded_torch(recipe.seed, recipe.threads if device.type == "cpu" else 0, device):
+            _train(arch, splits, recipe, device, result, on_epoch, checkpoint)
     except Exception as err:  # a search records the reason and goes on
         result.status, result.error = failure_status(err), traceback.format_exc()
     finally:
@@ -182,10 +184,25 @@ def _input_shape(splits, recipe: Recipe) -> tuple[int, int, int]:
     return (c, recipe.resolution, recipe.resolution) if recipe.resolution else (c, h, w)
 
 
+@contextmanager
+def seeded_torch(seed: int, threads: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global RNG and set its CPU threads (0: leave them) inside; the caller's come back after."""
+    cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=cuda):
+        if cuda:
+            torch.manual_seed(seed)
+        else:  # the CPU generator only: torch.manual_seed would also queue a seed for CUDA's, outside the fork
+            torch.default_generator.manual_seed(seed)
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
 def _train(arch, splits, recipe, device, result, on_epoch, checkpoint) -> None:
-    if recipe.threads and device.type == "cpu":
-        torch.set_num_threads(recipe.threads)
-    torch.manual_seed(recipe.seed)
     gen = torch.Generator(device=device).manual_seed(recipe.seed)
     info = splits.info
     train_x, train_y = splits.train_x, splits.train_y
