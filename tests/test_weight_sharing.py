@@ -18,7 +18,7 @@ from nas.controllers import Exhausted, make_controller
 from nas.model.cost import arch_cost
 from nas.pareto import non_dominated_ranks
 from nas.search.progress import Progress
-from nas.report import hypervolume_curve, phase_seconds, run_state, weight_sharing_line
+from nas.report import hypervolume_curve, inherited_line, phase_rows, phase_seconds, run_state
 from nas.search import Budget, SearchSettings
 from nas.search.searcher import ControllerSearcher
 from nas.space import load_space
@@ -127,7 +127,7 @@ def test_search_loop_records_inherited_beside_standalone_and_ends_when_the_queue
     inherited = {tuple(v): m["val_acc"] for v, m in scored}
     for t in state["trials"]:
         assert t["metrics"]["inherited_val_acc"] == inherited[tuple(t["decisions"])]
-    ws = state["weight_sharing"]
+    ws = state["inherited"]
     assert ws["children"] == len(scored) and ws["retrained"] == 4
     from scipy import stats
 
@@ -137,8 +137,8 @@ def test_search_loop_records_inherited_beside_standalone_and_ends_when_the_queue
     assert ws["spearman_rho"] == pytest.approx(stats.spearmanr(a, b).statistic)
     hours, _ = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state["phases"]))
     assert hours[0] == pytest.approx((2160 + 60) / 3600)  # the curve starts after the supernet and the scoring
-    line = weight_sharing_line(state)
-    assert f"Kendall tau {ws['kendall_tau']:.3f}" in line and "supernet 0.5000" in line and "inherited_search 0.1000" in line
+    assert f"Kendall tau {ws['kendall_tau']:.3f}" in inherited_line(state)
+    assert [row[:2] for row in phase_rows(state["phases"])] == [["supernet", "0.5000"], ["inherited_search", "0.1000"]]
 
 
 def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
@@ -154,7 +154,7 @@ def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
     state = run_state(run)
     assert set(state["phases"]) == {"supernet", "inherited_search"}
     assert state["phases"]["supernet"]["device_s"] > 0
-    assert state["weight_sharing"]["children"] >= 2
+    assert state["inherited"]["children"] >= 2
     ok = [t for t in state["trials"] if t["status"] == "ok"]
     assert len(ok) == 2 and all("inherited_val_acc" in t["metrics"] for t in ok)
     trials_s = sum(t["device_s"] for t in state["trials"])

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from nas.arch import Arch
+from nas.outcome import Outcome, TrialStatus
 from nas.store.store_file import DB_NAME, BadRunFile, NotARun, connect_checked, create_db, damaged, require_db
 
 __all__ = ["DB_NAME", "BadRunFile", "NotARun", "RunStore", "TrialRecord"]
@@ -31,15 +33,25 @@ def _controller_row(state: dict) -> tuple[str, tuple]:
     return "INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(state), time.time())
 
 
+def _arch(text: str) -> Arch | None:
+    """The stored architecture, parsed once here; None when the row holds none (reports say so, and go on)."""
+    try:
+        data = json.loads(text)
+        data.pop("arch_id", None)  # the trials table has its own arch_id column; re-hashing every row is wasted
+        return Arch.from_dict(data)
+    except (ValueError, AttributeError):
+        return None
+
+
 @dataclass
 class TrialRecord:
-    """One child as the store keeps it."""
+    """One child as the store keeps it, its architecture parsed and its status typed."""
 
     trial_id: int
     arch_id: str
-    arch: dict
+    arch: Arch | None  # None: the stored JSON is no architecture (an early run's placeholder, a damaged row)
     decisions: list[int]
-    status: str
+    outcome: Outcome
     metrics: dict
     device_s: float
     started: float | None
@@ -50,11 +62,18 @@ class TrialRecord:
     error: str | None = None  # the full traceback of a failed child
 
     @property
+    def status(self) -> str:
+        """The status as stored ("ok", "failed: <reason>", ...)."""
+        return str(self.outcome)
+
+    @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.outcome.status is TrialStatus.OK
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """Plain JSON-able fields, as the store's columns hold them."""
+        d = {k: v for k, v in self.__dict__.items() if k != "outcome"}
+        return {**d, "arch": self.arch.to_dict() if self.arch else {}, "status": self.status}
 
 
 class RunStore:
@@ -109,13 +128,13 @@ class RunStore:
                    (trial_id, arch_id, arch_json, json.dumps(decisions), started))])
         return started
 
-    def finish_trial(self, trial_id: int, status: str, metrics: dict, device_s: float, controller_state: dict,
+    def finish_trial(self, trial_id: int, status: Outcome | str, metrics: dict, device_s: float, controller_state: dict,
                      checkpoint: str | None = None, error: str | None = None) -> None:
         """Record a finished child (error: a failed child's traceback) and the controller state that has
         learned from it, atomically."""
         self._tx([
             ("UPDATE trials SET status=?, metrics=?, device_s=?, ended=?, checkpoint=?, error=? WHERE trial_id=?",
-             (status, json.dumps(metrics), float(device_s), time.time(), checkpoint, error, trial_id)),
+             (str(status), json.dumps(metrics), float(device_s), time.time(), checkpoint, error, trial_id)),
             _controller_row(controller_state),
         ])
 
@@ -154,11 +173,11 @@ class RunStore:
     def trials(self, status: str | None = None) -> list[TrialRecord]:
         sql = f"SELECT {TRIAL_COLUMNS} FROM trials" + (" WHERE status=?" if status else "") + " ORDER BY trial_id"
         rows = self._rows(sql, (status,) if status else ())
-        return [TrialRecord(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], json.loads(r[5] or "{}"),
-                            r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows]
+        return [TrialRecord(r[0], r[1], _arch(r[2]), json.loads(r[3]), Outcome.parse(r[4]),
+                            json.loads(r[5] or "{}"), r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows]
 
     def iter_finished(self) -> Iterator[TrialRecord]:
-        yield from (t for t in self.trials() if t.status != "running")
+        yield from (t for t in self.trials() if t.outcome.finished)
 
     def device_seconds(self) -> float:
         """Device-seconds charged to the budget: finished children, every lost attempt (of running
