@@ -153,7 +153,7 @@ class RunStore:
         heartbeat; its attempt is then over (started NULL), so charging twice adds nothing."""
         self._tx([("""UPDATE trials SET started=NULL, lost_device_s = lost_device_s
                       + MAX(0, COALESCE((SELECT at FROM heartbeat WHERE id=0) - started, 0)) * ?
-                      WHERE status='running'""", (float(devices),))])
+                      WHERE status=?""", (float(devices), TrialStatus.RUNNING.value))])
 
     def retry_trial(self, trial_id: int, lost_device_s: float, at: float) -> None:
         """Charge an attempt Tune is retrying (its worker was lost) and start the next one at `at`."""
@@ -182,8 +182,8 @@ class RunStore:
     def device_seconds(self) -> float:
         """Device-seconds charged to the budget: finished children, every lost attempt (of running
         children too) and phases (a supernet's training); the one definition the budget and reports use."""
-        trials = self._rows("SELECT COALESCE(SUM(CASE WHEN status != 'running' THEN device_s ELSE 0 END + lost_device_s), 0) "
-                            "FROM trials")[0][0]
+        trials = self._rows("SELECT COALESCE(SUM(CASE WHEN status != ? THEN device_s ELSE 0 END + lost_device_s), 0) "
+                            "FROM trials", (TrialStatus.RUNNING.value,))[0][0]
         phases = self._rows("SELECT COALESCE(SUM(device_s), 0) FROM phases")[0][0]
         return float(trials) + float(phases)
 
@@ -205,7 +205,7 @@ class RunStore:
         return [{"trial_id": t, "recipe": json.loads(r), "metrics": json.loads(m), "device_s": d, "ended": e, "checkpoint": c}
                 for t, r, m, d, e, c in rows]
 
-    # phases and inherited scores (weight sharing) --------------------------------------------
+    # phases (work a controller runs before its children, nas.phase) and their inherited scores ---
     def finish_phase(self, name: str, device_s: float, detail: dict, inherited: list[tuple] = (),
                      controller_state: dict | None = None) -> None:
         """Record a finished phase, the children it scored (arch_id, arch_json, decisions, metrics) and
