@@ -173,7 +173,8 @@ def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
 
     report = subprocess.run([sys.executable, "-m", "nas", "report", str(run)], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
-    assert "inherited val %" in report.stdout and "Weight sharing: " in report.stdout
+    assert "inherited val %" in report.stdout and "phases before the children:" in report.stdout
+    assert "children scored with inherited weights" in report.stdout
 
     out = tmp_path / "export" / "model.py"
     exported = subprocess.run([sys.executable, "-m", "nas", "export", str(run), "--pareto-index", "0", "--from-supernet",
