@@ -21,7 +21,8 @@ MAPPED = {"controllers": "nas.controllers", "search_spaces": "nas.search_spaces"
 # Layer of each top-level module or folder of nas/; lower layers never import higher ones.
 LAYERS = {
     "nas": 0, "nas.__main__": 11,
-    "nas.arch": 0, "nas.pareto": 0, "nas.jsonio": 0, "nas.registry": 0,
+    "nas.arch": 0, "nas.pareto": 0, "nas.jsonio": 0, "nas.registry": 0, "nas.outcome": 0, "nas.objectives": 0,
+    "nas.phase": 0,
     "nas.model": 1,
     "nas.search_spaces": 2, "nas.space": 2,
     "nas.controllers": 3,

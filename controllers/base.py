@@ -1,8 +1,8 @@
 """The controller contract: ask for a child, tell its result, save and restore the whole state.
 
 A controller works on a space's decision sequence (lists of option indices), so one
-implementation serves every space. Objectives are named; "accuracy" is maximised, cost
-objectives ("macs", "params") are minimised. Everything random goes through the controller's
+implementation serves every space. Objectives are named (nas.objectives); "accuracy" is maximised,
+cost objectives ("macs", "params") are minimised. Everything random goes through the controller's
 own numpy Generator, so the same seed gives the same decisions, and state_dict() carries the
 generator's state so a resumed search continues where it stopped.
 """
@@ -22,13 +22,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from nas.arch import Arch
 from nas.controllers import CONTROLLERS
+from nas.objectives import OBJECTIVES, objective_vector
+from nas.outcome import OK, Outcome
+from nas.phase import Phase
 from nas.space.search_space import SearchSpace
 
 
 class Exhausted(Exception):
     """The controller has nothing more to propose (the search ends once the running children finish)."""
-
-OBJECTIVES = {"accuracy": "max", "macs": "min", "params": "min"}
 
 
 def register_controller(name: str) -> Callable[[type[Controller]], type[Controller]]:
@@ -93,33 +94,22 @@ class Proposal:
 
 @dataclass
 class Observation:
-    """A finished child: its decisions, objective values (None when it failed) and status."""
+    """A finished child: its decisions, objective values (None when it failed) and how it ended."""
 
     trial_id: int
     values: list[int]
     objectives: list[float] | None
-    status: str = "ok"
+    outcome: Outcome = OK
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"trial_id": self.trial_id, "values": self.values, "objectives": self.objectives,
-                "status": self.status, "extra": self.extra}
+                "status": str(self.outcome), "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> Observation:
-        return cls(d["trial_id"], list(d["values"]), d["objectives"], d.get("status", "ok"), d.get("extra", {}))
-
-
-def objective_vector(metrics: dict, objectives: tuple[str, ...]) -> list[float] | None:
-    """Objective values from a child's metrics, all to be minimised; None when one is missing."""
-    out = []
-    for name in objectives:
-        key = "val_acc" if name == "accuracy" else name
-        value = metrics.get(key)
-        if value is None or not np.isfinite(value):
-            return None
-        out.append(-float(value) if OBJECTIVES[name] == "max" else float(value))
-    return out
+        return cls(d["trial_id"], list(d["values"]), d["objectives"], Outcome.parse(d.get("status", "ok")),
+                   d.get("extra", {}))
 
 
 class Controller(ABC):
@@ -150,13 +140,16 @@ class Controller(ABC):
         self.next_id += 1
         return proposal
 
-    def tell(self, trial_id: int, metrics: dict | None, status: str = "ok") -> None:
-        """Record a finished child; metrics None (or status not ok) marks it failed."""
+    def tell(self, trial_id: int, metrics: dict | None, outcome: Outcome | str = OK) -> None:
+        """Record a finished child; metrics None (or an outcome without usable metrics) marks it failed."""
         values = self.pending.pop(trial_id, None)
         if values is None:
             raise KeyError(f"trial {trial_id} was not asked for, or was already told")
-        objectives = objective_vector(metrics, self.objectives) if metrics and status == "ok" else None
-        obs = Observation(trial_id, values, objectives, status if objectives is not None else (status if status != "ok" else "failed"))
+        outcome = Outcome.parse(outcome) if isinstance(outcome, str) else outcome
+        objectives = objective_vector(metrics, self.objectives) if metrics and outcome.usable else None
+        if objectives is None and outcome.usable:  # usable by its status, yet without the objectives' metrics
+            outcome = Outcome.failed("")
+        obs = Observation(trial_id, values, objectives, outcome)
         self.history.append(obs)
         self.observe(obs)
 
@@ -173,6 +166,10 @@ class Controller(ABC):
 
     def observe(self, obs: Observation) -> None:
         """Learn from a finished child (history is already updated)."""
+
+    def phases(self) -> list[Phase]:
+        """Work to run before the first child (nas.phase), in order; none by default."""
+        return []
 
     def annotations(self, values: list[int]) -> dict:
         """Metrics the controller knows of a child before it trains, recorded beside its results."""

@@ -31,7 +31,9 @@ from nas.controllers.base import (
     register_controller,
 )
 from nas.pareto import non_dominated_ranks
+from nas.phase import Phase
 
+SUPERNET_FILE = "supernet.pt"  # in the run folder; nas export --from-supernet reads it
 RULES = ("spos", "sandwich")  # how the supernet samples children per step; nas.oneshot.training implements them
 
 
@@ -71,6 +73,11 @@ class WeightSharingController(Controller):
         """A fresh inner controller with this one's seed, objectives and limits."""
         return make_controller(self.search, self.space, seed=self.seed, objectives=self.objectives,
                                max_macs=self.max_macs, max_params=self.max_params, **self.search_options)
+
+    def phases(self) -> list[Phase]:
+        """Train the supernet, then score children with its weights (nas.oneshot.phases runs both)."""
+        return [Phase("supernet", "nas.oneshot.phases:train_supernet_phase", output=SUPERNET_FILE),
+                Phase("inherited_search", "nas.oneshot.phases:inherited_search_phase")]
 
     @property
     def planned(self) -> bool:

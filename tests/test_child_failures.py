@@ -180,7 +180,7 @@ def test_a_child_the_searcher_cannot_cost_is_failed_and_the_search_goes_on(tmp_p
     searcher.on_trial_complete("b", finished(90.0, config["macs"], 1.0))
     trials = store.trials()
     assert [t.status for t in trials] == ["failed: ValueError: a 2x2 window does not fit a 1-pixel input", "ok"]
-    assert [o.status for o in controller.history][0].startswith("failed: ValueError")
+    assert str(controller.history[0].outcome).startswith("failed: ValueError")
 
 
 def test_a_failing_child_of_nas_train_is_one_line_and_exit_1(tmp_path, capsys):

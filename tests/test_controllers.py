@@ -17,6 +17,7 @@ import pytest
 from nas.controllers import CONTROLLERS
 from nas.controllers.base import make_controller
 from nas.model.cost import arch_cost
+from nas.outcome import Outcome
 from nas.space import load_space
 
 SPACES = ("nasbench_macro", "nasbench201")
@@ -107,7 +108,7 @@ def test_controller_contract(name, space_name, objectives):
     ctrl, log = full_run(name, space, limit, 7, objectives)
     assert not ctrl.pending and len(ctrl.history) == STEPS
     failed = [o for o in ctrl.history if o.objectives is None]
-    assert failed and all(o.trial_id % 7 == 3 and o.status == "failed" for o in failed)
+    assert failed and all(o.trial_id % 7 == 3 and o.outcome == Outcome.failed("") for o in failed)
     assert all(len(o.objectives) == len(objectives) for o in ctrl.finished())
     assert all(o.objectives[0] == -reward(o.values) for o in ctrl.finished())  # accuracy is negated
     if len(objectives) > 1:

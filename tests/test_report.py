@@ -144,6 +144,30 @@ def test_report_writes_every_file_and_escapes_everything(fake_run, capsys):
     assert "per-layer cost" in page and "unreadable architecture" in page
 
 
+def test_report_one_trial_with_its_traceback(fake_run, capsys):
+    store = RunStore(fake_run)
+    arch = load_space("resnet_like").with_io((1, 8, 8), 10).sample(np.random.default_rng(5))
+    store.start_trial(10, arch.to_json(), arch.arch_id, [0])
+    store.retry_trial(10, 30.0, time.time())
+    store.finish_trial(10, "failed: out of memory: CUDA out of memory", {"device_s": 4.0}, 4.0, {},
+                       error="Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: CUDA out of memory")
+    store.close()
+    assert main(["report", str(fake_run), "--trial", "10"]) == 0
+    out = capsys.readouterr().out
+    assert f"trial 10 ({arch.arch_id}): failed" in out and "reason: out of memory: CUDA out of memory" in out
+    assert "device seconds: 34.0 (30.0 of them in 1 lost attempt(s))" in out and "device_s=4.0" in out
+    assert "Traceback (most recent call last):" in out and out.rstrip().endswith("RuntimeError: CUDA out of memory")
+    assert not (fake_run / "report.html").exists()  # one trial's record writes no files
+
+    assert main(["report", str(fake_run), "--trial", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "trial 0 (" in out and ": ok" in out and "traceback" not in out
+
+    assert main(["report", str(fake_run), "--trial", "77"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trial 77: no such trial" in err
+
+
 def test_report_json_and_not_a_run(fake_run, tmp_path, capsys):
     assert main(["report", str(fake_run), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -17,7 +17,7 @@ import torch
 from nas.controllers.base import Exhausted, make_controller
 from nas.model.cost import arch_cost
 from nas.pareto import non_dominated_ranks
-from nas.report import hypervolume_curve, phase_seconds, run_state, weight_sharing_line
+from nas.report import hypervolume_curve, inherited_line, phase_rows, phase_seconds, run_state
 from nas.search import Budget, SearchSettings
 from nas.search.progress import Progress
 from nas.search.searcher import ControllerSearcher
@@ -139,8 +139,8 @@ def test_search_loop_records_inherited_beside_standalone_and_ends_when_the_queue
     assert ws["spearman_rho"] == pytest.approx(stats.spearmanr(a, b).statistic)
     hours, _ = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state["phases"]))
     assert hours[0] == pytest.approx((2160 + 60) / 3600)  # the curve starts after the supernet and the scoring
-    line = weight_sharing_line(state)
-    assert f"Kendall tau {ws['kendall_tau']:.3f}" in line and "supernet 0.5000" in line and "inherited_search 0.1000" in line
+    assert f"Kendall tau {ws['kendall_tau']:.3f}" in inherited_line(state)
+    assert [row[:2] for row in phase_rows(state["phases"])] == [["supernet", "0.5000"], ["inherited_search", "0.1000"]]
 
 
 @pytest.mark.ray
@@ -177,7 +177,8 @@ def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
 
     report = subprocess.run([sys.executable, "-m", "nas", "report", str(run)], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
-    assert "inherited val %" in report.stdout and "Weight sharing: " in report.stdout
+    assert "inherited val %" in report.stdout and "phases before the children:" in report.stdout
+    assert "children scored with inherited weights" in report.stdout
 
     out = tmp_path / "export" / "model.py"
     exported = subprocess.run([sys.executable, "-m", "nas", "export", str(run), "--pareto-index", "0", "--from-supernet",

@@ -19,6 +19,8 @@ def add_report(sub) -> None:
     p.add_argument("--json", action="store_true", help="the machine-readable state (with the front's summaries) "
                                                       "as one JSON object; writes no files")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="compare these runs (and RUN_DIR, if given)")
+    p.add_argument("--trial", type=int, metavar="N", help="print trial N's record (status, reason, metrics, device "
+                                                          "time) and, when it failed, its full traceback; writes no files")
     p.add_argument("-o", "--output", metavar="DIR", help="where the files go (default: the run folder; "
                                                          "with --compare, the current directory)")
     p.set_defaults(run=cmd_report)
@@ -26,14 +28,22 @@ def add_report(sub) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nas.jsonio import dumps
+    from nas.outcome import Outcome, TrialStatus
     from nas.report.files import write_report
-    from nas.report.state import front_rows, run_phase, run_state, weight_sharing_line
+    from nas.report.phases import PHASE_HEADER, inherited_line, phase_rows
+    from nas.report.state import front_rows, pick_trial, run_phase, run_state
 
     if args.compare:
         return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
     if not args.run_dir:
         raise UsageError("give RUN_DIR (or --compare RUN_A RUN_B ...)")
     state = run_state(args.run_dir)
+    if args.trial is not None:
+        try:
+            record = pick_trial(state, trial=args.trial)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        return _print_trial(record, args.json)
     rows = front_rows(state)
     if args.json:
         print(dumps({**state, "front": rows}))
@@ -44,7 +54,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     header, cells, numeric = front_table(rows)
     print(printable(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})"))
     print(format_table(header, cells, align="".join("r" if c == "n" else "l" for c in numeric)))
-    running = [t for t in state["trials"] if t["status"] == "running"]
+    outcomes = [(t, Outcome.parse(t["status"])) for t in state["trials"]]
+    running = [t for t, o in outcomes if o.status is TrialStatus.RUNNING]
     if running:
         print(printable("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
                         + (f" and {len(running) - 10} more" if len(running) > 10 else "")))
@@ -53,10 +64,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
     print(f"trials: {c['ok']} finished, {c['failed']} failed, {c['stopped']} stopped, {c['running']} running | "
           f"spent {spent} | hypervolume {hv}")
-    ws = weight_sharing_line(state)
-    if ws:
-        print(printable(ws))
-    reasons = Counter(t["status"] for t in state["trials"] if t["status"] not in ("ok", "running", "stopped"))
+    phases = phase_rows(state.get("phases"))
+    if phases:
+        print("phases before the children:")
+        print(format_table(PHASE_HEADER, [[printable(c) for c in row] for row in phases], align="lrl"))
+    inherited = inherited_line(state)
+    if inherited:
+        print(printable(inherited))
+    reasons = Counter(str(o) for _, o in outcomes if o.unusable)
     if reasons:
         print(printable("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
                         + (f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")))
@@ -64,6 +79,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     paths = write_report(out, state, rows)
     print(printable(f"wrote {', '.join(p.name for p in paths)} in {out}"))
+    return 0
+
+
+def _print_trial(record: dict, as_json: bool) -> int:
+    """One trial's record on the terminal (or as JSON), with the traceback of a failure."""
+    from nas.jsonio import dumps
+    from nas.outcome import Outcome
+    from nas.report.table import printable
+
+    if as_json:
+        print(dumps(record))
+        return 0
+    outcome = Outcome.parse(record["status"])
+    lost, device_s = record.get("lost_device_s") or 0.0, record.get("device_s") or 0.0
+    lines = [f"trial {record['trial_id']} ({record['arch_id']}): {outcome.status.value}",
+             *([f"reason: {outcome.reason}"] if outcome.reason else []),
+             f"device seconds: {device_s + lost:.1f} ({lost:.1f} of them in {record['attempts'] - 1} "
+             f"lost attempt(s))" if lost else f"device seconds: {device_s:.1f}",
+             "metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(record["metrics"].items()))]
+    if record.get("checkpoint"):
+        lines.append(f"checkpoint: {record['checkpoint']}")
+    for line in lines:
+        print(printable(line))
+    if record.get("error"):
+        print("traceback:")
+        for line in record["error"].rstrip().splitlines():  # line by line: a message in it may hold terminal escapes
+            print(printable(line))
     return 0
 
 

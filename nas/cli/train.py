@@ -31,6 +31,7 @@ def add_train(sub) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from nas.data import load_splits
+    from nas.outcome import TrialStatus
     from nas.train.recipe import Recipe
     from nas.train.trainer import train_child
 
@@ -41,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train_fraction=args.train_fraction,
                     resolution=args.resolution, device=args.device, seed=args.seed, eval_test=args.test)
     result = train_child(found[0][1], splits, recipe, checkpoint=args.checkpoint)
-    failed = result.status.startswith("failed")
+    failed = result.outcome.status is TrialStatus.FAILED
     if args.json:
         from nas.jsonio import dumps
 

@@ -1,4 +1,4 @@
-"""Phases 1 and 2 of `nas search --controller weight-sharing`, run before the ordinary search loop.
+"""Phases 1 and 2 of `nas search --controller weight-sharing` (its controller's phases(), nas.phase).
 
 1. ``supernet``: the supernet trains on the Ray cluster with Ray Train (a TorchTrainer of
    ``workers`` workers, DDP between them, one GPU each when the search uses GPUs) and is saved as
@@ -7,9 +7,9 @@
    controller's ``score_children``: every child the inner search asks for is scored with inherited
    weights (BatchNorm recalibrated on a few training batches) and its analytic multiply-adds.
 
-Each phase is recorded in the run store once it has finished, with its device-seconds, which the
-budget charges like a child's (wall time x devices held). A resumed run repeats only a phase that
-had not finished. Phase 3, training the chosen children from scratch, is the ordinary search loop.
+The search engine records each phase in the run store once it has finished, with its device-seconds,
+which the budget charges like a child's (wall time x devices held). A resumed run repeats only a
+phase that had not finished. Phase 3, training the chosen children from scratch, is the ordinary search loop.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TextIO
 
-from nas.controllers.weight_sharing import WeightSharingController
+from nas.controllers.weight_sharing import SUPERNET_FILE, WeightSharingController
 from nas.oneshot.training import SupernetRecipe, recipe_dict
+from nas.phase import PhaseContext, PhaseResult
 
-SUPERNET_FILE = "supernet.pt"
+__all__ = ["SUPERNET_FILE", "inherited_search_phase", "score_with_supernet", "train_supernet_phase"]
 
 
 def phase_device(settings) -> str:
@@ -49,29 +49,18 @@ def supernet_workers(controller: WeightSharingController, settings) -> int:
     return max(1, int(ray.cluster_resources().get("GPU", 0)))
 
 
-def prepare(controller: WeightSharingController, settings, store, splits, run_dir: Path, out: TextIO) -> None:
-    """Train the supernet (unless this run already did) and score children with it; both charged to the budget."""
-    path = Path(run_dir) / SUPERNET_FILE
-    if "supernet" not in store.phases() or not path.exists():
-        _train_phase(controller, settings, store, splits, Path(run_dir), out)
-    _score_phase(controller, settings, store, splits, path, out)
-    spent = store.device_seconds()
-    if settings.budget_gpu_hours and spent >= settings.budget_gpu_hours * 3600:
-        print(f"weight sharing: note: the supernet and the scoring spent the whole budget "
-              f"({spent / 3600:.4f} of {settings.budget_gpu_hours} device-hours); no child will be "
-              "trained from scratch. Give a larger budget or fewer supernet_epochs.", file=out, flush=True)
-
-
-def _train_phase(controller, settings, store, splits, run_dir: Path, out: TextIO) -> None:
+def train_supernet_phase(context: PhaseContext) -> PhaseResult:
+    """Phase 1: train the supernet on the Ray cluster and save it as RUN/supernet.pt."""
     from nas.oneshot.training import train_supernet_distributed
 
+    controller, settings, run_dir, out = context.controller, context.settings, Path(context.run_dir), context.out
     recipe = supernet_recipe(controller, settings)
     workers = supernet_workers(controller, settings)
     print(f"weight sharing: training the supernet, {recipe.epochs} epochs ({recipe.rule}) on "
           f"{workers} worker(s)", file=out, flush=True)
     start = time.perf_counter()
     supernet, stats = train_supernet_distributed(
-        controller.space, splits, recipe, num_workers=workers, use_gpu=settings.gpus_per_trial > 0,
+        controller.space, context.splits, recipe, num_workers=workers, use_gpu=settings.gpus_per_trial > 0,
         storage_path=run_dir / "ray", max_macs=settings.max_macs, max_params=settings.max_params)
     wall = time.perf_counter() - start
     partial = run_dir / (SUPERNET_FILE + ".partial")
@@ -80,18 +69,21 @@ def _train_phase(controller, settings, store, splits, run_dir: Path, out: TextIO
     device_s = wall * workers  # a worker holds one device (a GPU, or its CPUs as one device)
     detail = {"recipe": recipe_dict(recipe), "workers": workers, "wall_s": wall,
               **{k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool))}}
-    store.finish_phase("supernet", device_s, detail)
     print(f"weight sharing: supernet trained in {wall:.1f} s ({device_s / 3600:.4f} device-hours)", file=out, flush=True)
+    return PhaseResult(device_s, detail)
 
 
-def _score_phase(controller, settings, store, splits, path: Path, out: TextIO) -> None:
+def inherited_search_phase(context: PhaseContext) -> PhaseResult:
+    """Phase 2: score children with the supernet's weights in one Ray task; the controller's retrain queue is set."""
     import ray
 
+    controller, settings, out = context.controller, context.settings, context.out
+    path = Path(context.run_dir) / SUPERNET_FILE
     print(f"weight sharing: scoring {controller.children} children with inherited weights ({controller.search})",
           file=out, flush=True)
     task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial or 0)(score_with_supernet)
     start = time.perf_counter()
-    scored_controller, scored, stats = ray.get(task.remote(controller, str(path), splits, settings.batch_size,
+    scored_controller, scored, stats = ray.get(task.remote(controller, str(path), context.splits, settings.batch_size,
                                                            settings.seed, settings.cpus_per_trial,
                                                            phase_device(settings)))
     wall = time.perf_counter() - start
@@ -100,13 +92,12 @@ def _score_phase(controller, settings, store, splits, path: Path, out: TextIO) -
     for values, metrics in scored:
         arch = controller.space.decode(values)
         rows.append((arch.arch_id, arch.to_json(), values, metrics or {"status": "failed"}))
-    device_s = wall * settings.devices_per_trial
     ok = [m["val_acc"] for _, m in scored if m]
     detail = {"search": controller.search, "asks": controller.children, "children": len(scored), "failed": len(scored) - len(ok),
               "best_val_acc": max(ok, default=None), "queued": len(controller.queue), "wall_s": wall, **stats}
-    store.finish_phase("inherited_search", device_s, detail, inherited=rows, controller_state=controller.state_dict())
     print(f"weight sharing: {len(scored)} children scored in {wall:.1f} s (best inherited {max(ok, default=0):.2f}%); "
           f"training the best {len(controller.queue)} from scratch", file=out, flush=True)
+    return PhaseResult(wall * settings.devices_per_trial, detail, inherited=rows)
 
 
 def score_with_supernet(controller: WeightSharingController, supernet_path: str, splits, batch_size: int, seed: int,

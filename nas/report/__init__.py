@@ -6,9 +6,9 @@ import importlib
 # must not pull in the run state, which imports the controllers, the space language and torch.
 _EXPORTS = {
     **dict.fromkeys(["CSV_COLUMNS", "write_compare", "write_report", "write_tables"], "nas.report.files"),
+    **dict.fromkeys(["inherited_line", "inherited_summary", "phase_rows", "phase_seconds"], "nas.report.phases"),
     **dict.fromkeys(["IncrementalFront", "front_hypervolume", "front_rows", "hypervolume_curve", "hypervolume_scale",
-                     "phase_seconds", "pick_trial", "run_phase", "run_state", "trial_weights", "weight_sharing_line",
-                     "weight_sharing_summary"], "nas.report.state"),
+                     "pick_trial", "run_phase", "run_state", "trial_weights"], "nas.report.state"),
 }
 
 __all__ = sorted(_EXPORTS)

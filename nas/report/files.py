@@ -7,8 +7,9 @@ from pathlib import Path
 
 from nas.jsonio import dumps
 from nas.report.html import compare_html, report_html
+from nas.report.phases import phase_seconds
 from nas.report.plots import compare_png, hypervolume_png, pareto_png
-from nas.report.state import front_hypervolume, front_rows, hypervolume_curve, phase_seconds, run_state
+from nas.report.state import front_hypervolume, front_rows, hypervolume_curve, run_state
 
 CSV_COLUMNS = ("rank", "trial_id", "arch_id", "val_acc", "test_acc", "macs", "params", "activation_bytes",
                "device_s", "final_val_acc", "final_test_acc", "checkpoint", "summary")

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from nas.jsonio import dumps
-from nas.report.state import run_phase, weight_sharing_line
+from nas.outcome import Outcome, TrialStatus
+from nas.report.phases import PHASE_HEADER, inherited_line, phase_rows
+from nas.report.state import run_phase
 from nas.report.table import COST_NOTE, cell, printable
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -119,9 +121,11 @@ def _stats(state: dict) -> str:
                                            for v, k in items) + "</div>"
 
 
-def _weight_sharing(state: dict) -> str:
-    line = weight_sharing_line(state)
-    return f"<p>{_e(line)}</p>" if line else ""
+def _phases(state: dict) -> str:
+    """The work recorded before the children, and how inherited scores ranked them, when the run has either."""
+    rows, line = phase_rows(state.get("phases")), inherited_line(state)
+    table = _table(PHASE_HEADER, rows, "lnl") if rows else ""
+    return ("<h2>Phases before the children</h2>" + table if rows else "") + (f"<p>{_e(line)}</p>" if line else "")
 
 
 def _cost_table(arch_dict: dict) -> str:
@@ -167,7 +171,7 @@ def _card(state: dict, row: dict, record: dict) -> str:
 
 
 def _failures(state: dict) -> str:
-    failed = [t for t in state["trials"] if t["status"] not in ("ok", "running", "stopped")]
+    failed = [t for t in state["trials"] if Outcome.parse(t["status"]).unusable]
     if not failed:
         return "<p>None.</p>"
     by_reason: dict[str, list[int]] = {}
@@ -186,7 +190,7 @@ def _running(state: dict, now: float) -> str:
 
     rows = []
     for t in state["trials"]:
-        if t["status"] == "running":
+        if Outcome.parse(t["status"]).status is TrialStatus.RUNNING:
             try:
                 text = summarize(Arch.from_dict(t["arch"]))
             except (ValueError, KeyError, TypeError):
@@ -209,7 +213,7 @@ def report_html(state: dict, rows: list[dict], images: dict[str, bytes], now: fl
     parts = [f"<h1>nas run report</h1><p class=\"sub\">{_e(state['run_dir'])}</p>",
              f"<p>{_e(s.get('space', '?'))} space · {_e(s.get('controller', '?'))} controller · "
              f"{_e(s.get('dataset', '?'))} · objectives {_e(', '.join(state['objectives']))} · {_e(run_phase(state))}</p>",
-             _stats(state), _weight_sharing(state), "<h2>Accuracy vs multiply-adds</h2>",
+             _stats(state), _phases(state), "<h2>Accuracy vs multiply-adds</h2>",
              _img(images["pareto"], "accuracy vs multiply-adds of every trial, the Pareto front highlighted",
                   "Grey: finished trials. Blue: the Pareto front, numbered by rank K. Stars: reference "
                   "architectures trained with the same recipe (when the run has them). FLOPs are multiply-adds."),
@@ -217,7 +221,7 @@ def report_html(state: dict, rows: list[dict], images: dict[str, bytes], now: fl
                   f"Reference point: 0% accuracy and {si(state['hypervolume_reference']['macs'])} MACs."),
              f"<h2>Pareto front ({len(rows)})</h2>",
              _table(header, cells, numeric) if rows else "<p>No finished trials yet.</p>",
-             '<p class="muted">inherited val: scored with weights inherited from the supernet (weight sharing); '
+             '<p class="muted">inherited val: scored with inherited weights in a phase before the children (e.g. a supernet); '
              'proxy val: the search\'s short training from scratch; final: <code>nas retrain</code>. '
              "MACs are multiply-adds; activation memory is every layer output at float32, batch 1.</p>"]
     refs = state.get("references", [])

@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nas.outcome import Outcome, TrialStatus
+
 MACS_LABEL = "multiply-adds (MACs)"
 ACC_LABEL = "validation accuracy (%)"
 HV_LABEL = "front hypervolume"
@@ -30,10 +32,10 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _points(trials: list[dict], status: str = "ok") -> np.ndarray:
+def _points(trials: list[dict], status: TrialStatus = TrialStatus.OK) -> np.ndarray:
     """(macs, val_acc) of the searched (non-reference) trials with this status and usable numbers."""
     pts = [(t["macs"], t["val_acc"]) for t in trials
-           if t["status"] == status and not t["metrics"].get("reference") and _usable(t)]
+           if Outcome.parse(t["status"]).status is status and not t["metrics"].get("reference") and _usable(t)]
     return np.array(pts, float).reshape(-1, 2)
 
 
@@ -101,7 +103,7 @@ def pareto_png(state: dict, title: str) -> bytes:
     fig = Figure(figsize=(8.0, 5.0))
     ax = fig.add_subplot()
     fig.subplots_adjust(left=0.09, right=0.96, bottom=0.11, top=0.93)  # fixed: tight_layout costs 0.15 s a figure
-    ok, stopped = _points(state["trials"]), _points(state["trials"], "stopped")
+    ok, stopped = _points(state["trials"]), _points(state["trials"], TrialStatus.STOPPED)
     refs = [t for t in state.get("references", []) if _usable(t)]
     every = np.vstack([ok, stopped, np.array([(t["macs"], t["val_acc"]) for t in refs], float).reshape(-1, 2)])
     ax.set_xscale("log")  # before anything is placed: label spacing is measured on screen

@@ -12,12 +12,13 @@ import gc
 import math
 from bisect import bisect_left
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from nas.controllers.base import OBJECTIVES
+from nas.objectives import finite, objective_vector
+from nas.outcome import TrialStatus
 from nas.pareto import hypervolume_2d, pareto_front
+from nas.report.phases import inherited_summary
 from nas.store.run_store import RunStore
 
 
@@ -48,9 +49,9 @@ def _run_state(run_dir: str | Path) -> dict:
         store.close()
     search = settings.get("search", {})
     objectives = tuple(search.get("objectives", ("accuracy", "macs")))
-    done = [t for t in trials if t.status == "ok"]
+    done = [t for t in trials if t.ok]
     searched = [t for t in done if not t.metrics.get("reference")]
-    valid = [(t, p) for t in searched if (p := _objective_vector(t.metrics, objectives)) is not None]
+    valid = [(t, p) for t in searched if (p := objective_vector(t.metrics, objectives)) is not None]
     # one sweep for the front alone: peeling every rank costs seconds on 10,000 trials
     on_front = pareto_front(np.array([p for _, p in valid])) if valid else []
     front = sorted((valid[i][0] for i in on_front), key=lambda t: (t.metrics.get("macs") or 0, t.trial_id))
@@ -61,9 +62,10 @@ def _run_state(run_dir: str | Path) -> dict:
         "settings": search,
         "objectives": list(objectives),
         "trials": [_trial_dict(t) for t in trials],
-        "counts": {"total": len(trials), "ok": len(done), "running": sum(t.status == "running" for t in trials),
-                   "failed": sum(t.status not in ("ok", "running", "stopped") for t in trials),
-                   "stopped": sum(t.status == "stopped" for t in trials)},
+        "counts": {"total": len(trials), "ok": len(done),
+                   "running": sum(t.outcome.status is TrialStatus.RUNNING for t in trials),
+                   "failed": sum(t.outcome.unusable for t in trials),
+                   "stopped": sum(t.outcome.status is TrialStatus.STOPPED for t in trials)},
         "budget": {"gpu_hours": budget_h, "spent_device_hours": spent_h,
                    "spent_fraction": spent_h / budget_h if budget_h else None},
         "pareto_front": [_trial_dict(t) for t in front],
@@ -72,49 +74,10 @@ def _run_state(run_dir: str | Path) -> dict:
         "references": [_trial_dict(t) for t in done if t.metrics.get("reference")],
         "retrains": retrains,
         "phases": phases,
-        "weight_sharing": weight_sharing_summary(inherited, trials) if inherited else None,
+        "weight_sharing": inherited_summary(inherited, trials) if inherited else None,  # key kept for old readers
         "events": [{"at": at, "kind": kind, "detail": d} for at, kind, d in events],
         "flops_note": "macs are multiply-adds",
     }
-
-
-def weight_sharing_summary(inherited: list[dict], trials: list) -> dict:
-    """Children scored with inherited weights, and how their ranking agrees with stand-alone training.
-
-    Kendall's tau and Spearman's rho (scipy) between inherited and stand-alone validation accuracy
-    over the children trained from scratch in this run (None below three such children).
-    """
-    from scipy import stats
-
-    by_arch = {r["arch_id"]: r["metrics"] for r in inherited}
-    pairs = [(by_arch[t.arch_id]["val_acc"], t.metrics["val_acc"]) for t in trials
-             if t.status == "ok" and t.arch_id in by_arch and _finite(t.metrics.get("val_acc"))]
-    tau = rho = None
-    if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
-        a, b = zip(*pairs)
-        tau, rho = float(stats.kendalltau(a, b).statistic), float(stats.spearmanr(a, b).statistic)
-    accs = [m["val_acc"] for m in by_arch.values() if _finite(m.get("val_acc"))]
-    return {"children": len(inherited), "best_inherited_val_acc": max(accs, default=None), "retrained": len(pairs),
-            "kendall_tau": tau, "spearman_rho": rho}
-
-
-def phase_seconds(phases: dict[str, dict] | None) -> float:
-    """Device-seconds of a run's phases (work charged to the budget outside the children)."""
-    return float(sum(p["device_s"] for p in (phases or {}).values()))
-
-
-def weight_sharing_line(state: dict) -> str | None:
-    """A weight-sharing run's phases and how inherited accuracy ranked the retrained children, in one line."""
-    ws = state.get("weight_sharing")
-    if not ws:
-        return None
-    best = "-" if ws["best_inherited_val_acc"] is None else f"{ws['best_inherited_val_acc']:.2f}%"
-    corr = "" if ws["kendall_tau"] is None else (f" Inherited vs stand-alone validation accuracy of the {ws['retrained']} "
-                                                  f"children trained from scratch: Kendall tau {ws['kendall_tau']:.3f}, "
-                                                  f"Spearman {ws['spearman_rho']:.3f}.")
-    phases = ", ".join(f"{name} {p['device_s'] / 3600:.4f}" for name, p in state.get("phases", {}).items())
-    return (f"Weight sharing: {ws['children']} children scored with weights inherited from the supernet "
-            f"(best {best}).{corr} Device-hours by phase: {phases}.")
 
 
 def hypervolume_scale(metrics: list[dict], max_macs: float | None = None) -> float | None:
@@ -127,7 +90,7 @@ def hypervolume_scale(metrics: list[dict], max_macs: float | None = None) -> flo
 
 def front_hypervolume(metrics: list[dict], max_macs: float | None = None) -> float | None:
     """Hypervolume of (accuracy in [0,1], macs / max_macs) points, reference (0 accuracy, max_macs)."""
-    pts = [(m.get("val_acc"), m.get("macs")) for m in metrics if _finite(m.get("val_acc")) and m.get("macs")]
+    pts = [(m.get("val_acc"), m.get("macs")) for m in metrics if finite(m.get("val_acc")) and m.get("macs")]
     if not pts:
         return None
     scale = max_macs or max(mac for _, mac in pts) * 1.1
@@ -177,16 +140,16 @@ class IncrementalFront:
 def hypervolume_curve(trials: list[dict], scale: float | None, start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(device-hours spent, front hypervolume) after each finished trial, in order of end time.
 
-    start_s: device-seconds spent before the first child (a weight-sharing run's supernet and scoring).
+    start_s: device-seconds spent before the first child (the run's phases, nas.report.phases.phase_seconds).
     """
-    finished = sorted((t for t in trials if t["status"] != "running"),
+    finished = sorted((t for t in trials if t["status"] != TrialStatus.RUNNING.value),
                       key=lambda t: (t["ended"] if t["ended"] is not None else math.inf, t["trial_id"]))
     spent = [t["device_s"] + t.get("lost_device_s", 0.0) for t in finished]  # a child's lost attempts too
     hours = (start_s + np.cumsum(spent)) / 3600 if finished else np.zeros(0)
     front = IncrementalFront(scale or 1.0)
     volume = []
     for t in finished:
-        usable = t["status"] == "ok" and not t["metrics"].get("reference") and _finite(t["val_acc"]) and t["macs"]
+        usable = t["status"] == TrialStatus.OK.value and not t["metrics"].get("reference") and finite(t["val_acc"]) and t["macs"]
         volume.append(front.add(t["val_acc"], t["macs"]) if usable and scale else front.volume)
     return hours, np.array(volume, float)
 
@@ -202,7 +165,7 @@ def front_rows(state: dict) -> list[dict]:
     for rank, t in enumerate(state["pareto_front"]):
         row = {"rank": rank, **{k: t[k] for k in ("trial_id", "arch_id", "val_acc", "test_acc", "macs", "params",
                                                    "device_s", "checkpoint")},
-               "inherited_val_acc": t["metrics"].get("inherited_val_acc")}  # weight sharing: the supernet's score
+               "inherited_val_acc": t["metrics"].get("inherited_val_acc")}  # a phase's score of it, when one scored it
         try:
             arch = Arch.from_dict(t["arch"])
             row["summary"], row["activation_bytes"], row["arch_name"] = summarize(arch), arch_cost(arch).activation_bytes, arch.name
@@ -255,24 +218,9 @@ def run_phase(state: dict) -> str:
     return "not finished: no end event (still starting, or stopped before its budget was spent)"
 
 
-def _objective_vector(metrics: dict, objectives: tuple[str, ...]) -> list[float] | None:
-    """nas.controllers.base.objective_vector without numpy scalars, which cost ~25 us a call on 10,000 trials."""
-    out = []
-    for name in objectives:
-        value = metrics.get("val_acc" if name == "accuracy" else name)
-        if not _finite(value):
-            return None
-        out.append(-float(value) if OBJECTIVES[name] == "max" else float(value))
-    return out
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
 def _trial_dict(t) -> dict:
     return {"trial_id": t.trial_id, "arch_id": t.arch_id, "status": t.status, "decisions": t.decisions,
             "val_acc": t.metrics.get("val_acc"), "test_acc": t.metrics.get("test_acc"),
             "macs": t.metrics.get("macs"), "params": t.metrics.get("params"), "device_s": t.device_s,
             "lost_device_s": t.lost_device_s, "started": t.started, "ended": t.ended, "attempts": t.attempts,
-            "checkpoint": t.checkpoint, "error": t.error, "metrics": t.metrics, "arch": t.arch}
+            "checkpoint": t.checkpoint, "error": t.error, "metrics": t.metrics, "arch": t.arch.to_dict() if t.arch else {}}

@@ -16,9 +16,10 @@ from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 from nas.controllers.base import Controller, make_controller
-from nas.controllers.weight_sharing import WeightSharingController
+from nas.phase import PhaseContext
 from nas.search.budget import Budget
 from nas.search.cluster import start_ray, trial_slots
+from nas.search.phases import run_phases
 from nas.search.progress import Progress
 from nas.search.settings import SearchSettings
 from nas.search.trainable import child_trial
@@ -72,7 +73,7 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
 
 def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, controller: Controller, slots: int,
             run_dir: Path, out, trainable) -> None:
-    """Restore the controller, run the weight-sharing phases if any, then the children on Ray Tune."""
+    """Restore the controller, run the phases it declares (those not yet recorded), then the children on Ray Tune."""
     from ray import tune
 
     from nas.search.searcher import AttemptWatch, ControllerSearcher  # Tune's classes: only a search imports Ray
@@ -82,10 +83,7 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
         controller.load_state_dict(state)
     finished = list(store.iter_finished())
     store.log("resume" if resume else "start", {"finished": len(finished)})
-    if isinstance(controller, WeightSharingController) and not controller.planned:
-        from nas.oneshot.phases import prepare  # train the supernet and score children first
-
-        prepare(controller, settings, store, splits, run_dir, out)
+    run_phases(PhaseContext(controller, settings, store, splits, run_dir, out))
     budget = Budget(settings, store.device_seconds(), started=controller.next_id)
     budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
     progress = Progress(out, total_h=settings.budget_gpu_hours)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from nas.controllers.base import objective_vector
+from nas.objectives import objective_vector
 from nas.pareto import crowding_distance, non_dominated_ranks
 
 

@@ -1,4 +1,4 @@
-"""The Tune side of a search: the controller as a Tune Searcher, the heartbeat callback, checkpoint pruning.
+"""The Tune side of a search: the controller as a Tune Searcher and the heartbeat callback.
 
 Module-level classes, so Tune can pickle them by reference; only a search imports this module (and Ray).
 """
@@ -15,10 +15,12 @@ import numpy as np
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from nas.controllers.base import Controller, Exhausted, objective_vector
+from nas.controllers.base import Controller, Exhausted
 from nas.model.cost import arch_cost
+from nas.outcome import STOPPED, Outcome, TrialStatus
 from nas.pareto import pareto_front
 from nas.search.budget import Budget
+from nas.search.checkpoints import CheckpointFront
 from nas.search.progress import Progress
 from nas.search.settings import SearchSettings
 from nas.store.run_store import RunStore
@@ -37,10 +39,11 @@ class ControllerSearcher(Searcher):
         self.replay = sorted(controller.pending.items())  # children a killed run left unfinished
         self.done = False
         self.failures_in_a_row, self.last_failure = 0, ""
+        self.checkpoints = CheckpointFront(store, settings.objectives) if settings.keep_checkpoints == "pareto" else None
 
     def __getstate__(self) -> dict:
         # Tune pickles its configuration; our durable state lives in the run store instead.
-        return {k: v for k, v in self.__dict__.items() if k not in ("store", "progress", "controller")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("store", "progress", "controller", "checkpoints")}
 
     def suggest(self, tune_id: str) -> dict | None:
         if self.replay:
@@ -62,7 +65,7 @@ class ControllerSearcher(Searcher):
         try:
             macs = arch_cost(arch).macs
         except ValueError as err:  # the space allowed it, but it cannot be built at this input: fail it, go on
-            self._finish(trial_id, failure_status(err), {}, 0.0, traceback.format_exc())
+            self._finish(trial_id, Outcome.parse(failure_status(err)), {}, 0.0, traceback.format_exc())
             return None  # Tune asks again at its next step
         self.live[tune_id] = (trial_id, started, macs)
         self.progress.update(self._status())
@@ -78,30 +81,32 @@ class ControllerSearcher(Searcher):
         devices = self.settings.devices_per_trial
         device_s = float(result.get("elapsed_s", time.time() - started)) * devices
         if error:
-            status = "failed: ray worker lost (retried once)"
+            outcome = Outcome.failed("ray worker lost (retried once)")
         elif not result.get("final", False):
-            status = "stopped"  # ended early by the scheduler; its accuracy is low-fidelity
+            outcome = STOPPED  # ended early by the scheduler; its accuracy is low-fidelity
         else:
-            status = str(result.get("status", "failed: no result"))
+            outcome = Outcome.parse(str(result.get("status", "failed: no result")))
         metrics = {k: v for k, v in result.items()
                    if isinstance(v, (int, float, str, bool)) and k not in ("trial_id", "error")}
         metrics["device_s"] = device_s
         metrics.update(self.controller.annotations(self.controller.pending.get(trial_id, [])))
-        self._finish(trial_id, status, metrics, device_s, result.get("error"))
+        checkpoint = self._finish(trial_id, outcome, metrics, device_s, result.get("error"))
         self.budget.record(device_s, macs)
-        if self.settings.keep_checkpoints == "pareto":
-            prune_checkpoints(self.store, self.settings.objectives)
+        if self.checkpoints is not None and outcome.status is TrialStatus.OK:
+            self.checkpoints.add(trial_id, metrics, checkpoint)
         self.progress.update(self._status(), final_line=True)
 
-    def _finish(self, trial_id: int, status: str, metrics: dict, device_s: float, error: str | None) -> None:
-        """Tell the controller and record the child with the state that learned from it, in one transaction."""
-        usable = status in ("ok", "stopped")
+    def _finish(self, trial_id: int, outcome: Outcome, metrics: dict, device_s: float, error: str | None) -> str | None:
+        """Tell the controller and record the child with the state that learned from it, in one transaction;
+        returns the child's checkpoint path when it left one."""
+        usable = outcome.usable
         self.failures_in_a_row = 0 if usable else self.failures_in_a_row + 1
-        self.last_failure = self.last_failure if usable else status
-        self.controller.tell(trial_id, metrics if usable else None, "ok" if usable else status)
+        self.last_failure = self.last_failure if usable else str(outcome)
+        self.controller.tell(trial_id, metrics if usable else None, outcome)
         ckpt = self.run_dir / "checkpoints" / f"trial_{trial_id}.pt"
-        self.store.finish_trial(trial_id, status, metrics, device_s, self.controller.state_dict(),
-                                str(ckpt) if ckpt.exists() else None, error=error)
+        checkpoint = str(ckpt) if ckpt.exists() else None
+        self.store.finish_trial(trial_id, outcome, metrics, device_s, self.controller.state_dict(), checkpoint, error=error)
+        return checkpoint
 
     @property
     def gave_up(self) -> bool:
@@ -159,16 +164,3 @@ class AttemptWatch(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
         self.searcher.attempt_lost(trial.trial_id)
-
-
-def prune_checkpoints(store: RunStore, objectives: tuple[str, ...]) -> None:
-    """Keep the checkpoints of the current Pareto set only."""
-    kept = [(t, objective_vector(t.metrics, objectives)) for t in store.trials() if t.status == "ok" and t.checkpoint]
-    kept = [(t, p) for t, p in kept if p is not None]
-    if not kept:
-        return
-    front = set(pareto_front(np.array([p for _, p in kept])).tolist())
-    for i, (trial, _) in enumerate(kept):
-        if i not in front:
-            Path(trial.checkpoint).unlink(missing_ok=True)
-            store.set_checkpoint(trial.trial_id, None)

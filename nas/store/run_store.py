@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.arch import Arch
+from nas.outcome import Outcome, TrialStatus
 from nas.store.store_file import DB_NAME, BadRunFile, NotARun, connect_checked, create_db, damaged, require_db
 
 __all__ = ["DB_NAME", "BadRunFile", "NotARun", "RunStore", "TrialRecord"]
@@ -32,15 +34,25 @@ def _controller_row(state: dict) -> tuple[str, tuple]:
     return "INSERT OR REPLACE INTO controller VALUES (0, ?, ?)", (json.dumps(state), time.time())
 
 
+def _arch(text: str) -> Arch | None:
+    """The stored architecture, parsed once here; None when the row holds none (reports say so, and go on)."""
+    try:
+        data = json.loads(text)
+        data.pop("arch_id", None)  # the trials table has its own arch_id column; re-hashing every row is wasted
+        return Arch.from_dict(data)
+    except (ValueError, AttributeError):
+        return None
+
+
 @dataclass
 class TrialRecord:
-    """One child as the store keeps it."""
+    """One child as the store keeps it, its architecture parsed and its status typed."""
 
     trial_id: int
     arch_id: str
-    arch: dict
+    arch: Arch | None  # None: the stored JSON is no architecture (an early run's placeholder, a damaged row)
     decisions: list[int]
-    status: str
+    outcome: Outcome
     metrics: dict
     device_s: float
     started: float | None
@@ -51,11 +63,18 @@ class TrialRecord:
     error: str | None = None  # the full traceback of a failed child
 
     @property
+    def status(self) -> str:
+        """The status as stored ("ok", "failed: <reason>", ...)."""
+        return str(self.outcome)
+
+    @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.outcome.status is TrialStatus.OK
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """Plain JSON-able fields, as the store's columns hold them."""
+        d = {k: v for k, v in self.__dict__.items() if k != "outcome"}
+        return {**d, "arch": self.arch.to_dict() if self.arch else {}, "status": self.status}
 
 
 class RunStore:
@@ -110,13 +129,13 @@ class RunStore:
                    (trial_id, arch_id, arch_json, json.dumps(decisions), started))])
         return started
 
-    def finish_trial(self, trial_id: int, status: str, metrics: dict, device_s: float, controller_state: dict,
+    def finish_trial(self, trial_id: int, status: Outcome | str, metrics: dict, device_s: float, controller_state: dict,
                      checkpoint: str | None = None, error: str | None = None) -> None:
         """Record a finished child (error: a failed child's traceback) and the controller state that has
         learned from it, atomically."""
         self._tx([
             ("UPDATE trials SET status=?, metrics=?, device_s=?, ended=?, checkpoint=?, error=? WHERE trial_id=?",
-             (status, json.dumps(metrics), float(device_s), time.time(), checkpoint, error, trial_id)),
+             (str(status), json.dumps(metrics), float(device_s), time.time(), checkpoint, error, trial_id)),
             _controller_row(controller_state),
         ])
 
@@ -135,7 +154,7 @@ class RunStore:
         heartbeat; its attempt is then over (started NULL), so charging twice adds nothing."""
         self._tx([("""UPDATE trials SET started=NULL, lost_device_s = lost_device_s
                       + MAX(0, COALESCE((SELECT at FROM heartbeat WHERE id=0) - started, 0)) * ?
-                      WHERE status='running'""", (float(devices),))])
+                      WHERE status=?""", (float(devices), TrialStatus.RUNNING.value))])
 
     def retry_trial(self, trial_id: int, lost_device_s: float, at: float) -> None:
         """Charge an attempt Tune is retrying (its worker was lost) and start the next one at `at`."""
@@ -155,17 +174,17 @@ class RunStore:
     def trials(self, status: str | None = None) -> list[TrialRecord]:
         sql = f"SELECT {TRIAL_COLUMNS} FROM trials" + (" WHERE status=?" if status else "") + " ORDER BY trial_id"
         rows = self._rows(sql, (status,) if status else ())
-        return [TrialRecord(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], json.loads(r[5] or "{}"),
-                            r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows]
+        return [TrialRecord(r[0], r[1], _arch(r[2]), json.loads(r[3]), Outcome.parse(r[4]),
+                            json.loads(r[5] or "{}"), r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows]
 
     def iter_finished(self) -> Iterator[TrialRecord]:
-        yield from (t for t in self.trials() if t.status != "running")
+        yield from (t for t in self.trials() if t.outcome.finished)
 
     def device_seconds(self) -> float:
         """Device-seconds charged to the budget: finished children, every lost attempt (of running
         children too) and phases (a supernet's training); the one definition the budget and reports use."""
-        trials = self._rows("SELECT COALESCE(SUM(CASE WHEN status != 'running' THEN device_s ELSE 0 END + lost_device_s), 0) "
-                            "FROM trials")[0][0]
+        trials = self._rows("SELECT COALESCE(SUM(CASE WHEN status != ? THEN device_s ELSE 0 END + lost_device_s), 0) "
+                            "FROM trials", (TrialStatus.RUNNING.value,))[0][0]
         phases = self._rows("SELECT COALESCE(SUM(device_s), 0) FROM phases")[0][0]
         return float(trials) + float(phases)
 
@@ -187,7 +206,7 @@ class RunStore:
         return [{"trial_id": t, "recipe": json.loads(r), "metrics": json.loads(m), "device_s": d, "ended": e, "checkpoint": c}
                 for t, r, m, d, e, c in rows]
 
-    # phases and inherited scores (weight sharing) --------------------------------------------
+    # phases (work a controller runs before its children, nas.phase) and their inherited scores ---
     def finish_phase(self, name: str, device_s: float, detail: dict, inherited: list[tuple] = (),
                      controller_state: dict | None = None) -> None:
         """Record a finished phase, the children it scored (arch_id, arch_json, decisions, metrics) and

@@ -26,6 +26,7 @@ from torch import nn
 from nas.arch import Arch
 from nas.model.build import build_model
 from nas.model.cost import arch_cost
+from nas.outcome import OK, Outcome, TrialStatus
 from nas.train.recipe import Recipe
 
 EpochCallback = Callable[[dict], bool | None]  # per-epoch metrics -> True to stop early
@@ -52,6 +53,10 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.parse(self.status)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -148,7 +153,7 @@ def train_child(arch: Arch, splits, recipe: Recipe = Recipe(), *, on_epoch: Epoc
     device = resolve_device(recipe.device)
     arch = arch.with_io(_input_shape(splits, recipe), splits.info.classes)
     cost = arch_cost(arch)
-    result = TrainResult(status="ok", macs=cost.macs, params=cost.params, device=str(device), history=[])
+    result = TrainResult(status=str(OK), macs=cost.macs, params=cost.params, device=str(device), history=[])
     start = time.perf_counter()
     try:
         with seeded_torch(recipe.seed, recipe.threads if device.type == "cpu" else 0, device):
@@ -176,7 +181,7 @@ def failure_status(err: BaseException) -> str:
     memory = isinstance(err, (torch.OutOfMemoryError, MemoryError)) or (
         isinstance(err, RuntimeError) and _ALLOCATION_FAILED.search(str(err)) is not None)
     reason = f"out of memory: {text}" if memory else f"{type(err).__name__}: {text}"
-    return f"failed: {reason.rstrip(': ')}"[:300]
+    return str(Outcome.failed(reason.rstrip(': ')[:292]))  # 300 characters in all, as the store has always kept
 
 
 def _input_shape(splits, recipe: Recipe) -> tuple[int, int, int]:
@@ -256,7 +261,7 @@ def _train(arch, splits, recipe, device, result, on_epoch, checkpoint) -> None:
         train_time += epoch_time
         images += steps_per_epoch * recipe.batch_size
         if not math.isfinite(train_loss):
-            result.status, result.epochs = "diverged", epoch
+            result.status, result.epochs = str(Outcome(TrialStatus.DIVERGED)), epoch
             return
         val_acc, val_loss = evaluate(model, val, 512, autocast, channels_last)
         result.val_acc, result.val_loss, result.train_loss, result.epochs = val_acc, val_loss, train_loss, epoch
