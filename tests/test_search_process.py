@@ -45,14 +45,23 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
     proc = subprocess.Popen(SEARCH + ["--epochs", "4", "--budget-trials", "6", "--run-dir", str(run)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while not _killable(run) and time.time() < deadline and proc.poll() is None:
+    while not (run / "run.sqlite").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     assert main(["search", "--resume", str(run)]) == 2  # one search at a time on a run folder
     assert f"in use by another nas search (pid {proc.pid})" in capsys.readouterr().err
     assert main(SEARCH[3:] + ["--budget-trials", "2", "--run-dir", str(run)]) == 2  # nor a new one over it
     assert f"in use by another nas search (pid {proc.pid})" in capsys.readouterr().err
+    while not _killable(run) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait()
+    killed = RunStore(run, readonly=True)  # what the killed driver left: its running attempts and last heartbeat
+    try:
+        last_beat = killed.heartbeat()
+        was_running = {t.trial_id: t.started for t in killed.trials() if t.status == "running"}
+    finally:
+        killed.close()
+    assert any(started < last_beat for started in was_running.values())
     before = {t["trial_id"]: t for t in run_state(run)["trials"] if t["status"] != "running"}
     assert len(before) >= 2
     done = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run)], capture_output=True,
@@ -66,9 +75,10 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
         now = state["trials"][trial_id]
         assert (now["arch_id"], now["val_acc"], now["ended"]) == (old["arch_id"], old["val_acc"], old["ended"])
     assert [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume")] == ["start", "resume"]
-    repeated = [t for t in state["trials"] if t["attempts"] >= 2]
-    assert repeated and all(t["lost_device_s"] > 0 for t in repeated)  # the killed attempts are charged
-    assert all(t["lost_device_s"] == 0 for t in state["trials"] if t["attempts"] == 1)
+    for t in state["trials"]:  # each killed attempt is charged from its start to the driver's last heartbeat
+        expected = max(0.0, last_beat - was_running[t["trial_id"]]) if t["trial_id"] in was_running else 0.0
+        assert t["lost_device_s"] == pytest.approx(expected), t["trial_id"]
+        assert t["attempts"] == (2 if t["trial_id"] in was_running else 1)
     charged = sum(t["device_s"] + t["lost_device_s"] for t in state["trials"]) + phase_seconds(state["phases"])
     assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(charged)
 
