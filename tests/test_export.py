@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib.util
+import itertools
 import json
 import os
 import py_compile
@@ -21,10 +22,13 @@ from nas.arch import Arch, Block, Head
 from nas.model.build import build_model
 from nas.model.export import ExportError, export, export_source, literal
 from nas.model.reference import reference
+from nas.model.registries import CELL_OPS
 
-ALL_OPS = ((0, 1, "nor_conv_3x3"), (0, 2, "nor_conv_1x1"), (1, 2, "avg_pool_3x3"), (0, 3, "skip_connect"),
-           (1, 3, "none"), (2, 3, "nor_conv_3x3"))
+# Every registered cell operation on the edges of a four-node cell, so TorchScript and ONNX see each of them.
+ALL_OPS = tuple((src, dst, op) for (src, dst), op in zip([(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)],
+                                                         itertools.cycle(CELL_OPS)))
 
+# Whole networks: several blocks per stage, heads and references (each block type alone: test_registries.py).
 ARCHS = {
     "basic": Arch((3, 16, 16), 10, (Block.make("conv", 8, 1, kernel=3),),
                   ((Block.make("basic", 8), Block.make("basic", 16, 2, se_ratio=0.25, act="silu")),),
@@ -33,15 +37,11 @@ ARCHS = {
         (Block.make("bottleneck", 16, 1, mid_ratio=0.25),
          Block.make("resnext", 32, 2, mid_ratio=0.5, groups=4),
          Block.make("resnext", 32, 1, group_width=4, se_ratio=0.25)),), Head(conv=24, norm_act=True)),
-    "dwsep_mbconv": Arch((3, 16, 16), 5, (Block.make("conv", 16, 2, act="relu6"),), (
-        (Block.make("dwsep", 16, 1, kernel=5, se_ratio=0.25), Block.make("mbconv", 16, 1, expansion=1)),
-        (Block.make("mbconv", 24, 2, expansion=4, se_ratio=0.25, act="hardswish"),
-         Block.make("mbconv", 24, 1, expansion=4, kernel=5))), Head(pool="max", pool_size=2, dropout=0.2)),
     "conv_pool_identity": Arch((1, 8, 8), 3, (), (
         (Block.make("conv", 8, 1, bn=False), Block.make("conv", 8, 1, groups=2, padding=1),
          Block.make("pool", 8, 2, mode="avg"), Block.make("identity", 8)),
         (Block.make("identity", 12, 2), Block.make("pool", 12, 1, kernel=3, padding=1))),
-        Head(hidden=(32, 16), dropout=0.5, act="gelu")),
+        Head(pool="max", pool_size=2, hidden=(32, 16), dropout=0.5, act="gelu")),
     "cells": Arch((1, 8, 8), 4, (Block.make("conv", 8, 1),), (
         (Block.make("cell", 8, edges=ALL_OPS),),
         (Block.make("nb201_residual", 16, 2), Block.make("nb201_residual", 16, 1),

@@ -6,16 +6,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from nas.arch import Arch, Block
 from nas.data import load_splits
 from nas.model.build import build_model
+from nas.model.registries import BLOCKS, CELL_OPS
 from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited, inherited_model, region
 from nas.oneshot.training import SupernetRecipe, extremes, train_supernet, train_supernet_distributed
+from nas.search_spaces import builtin_space_files
 from nas.space import load_space
 from nas.train import DeviceData
 
-SPACES = ["resnet_like", "mobilenet_like", "nasbench_macro", "nasbench201", "vgg_like"]
+SPACES = list(builtin_space_files())
 DIGITS_IO = ((1, 8, 8), 10)
 
 
@@ -58,11 +61,8 @@ def used_param_keys(net: Supernet, arch: Arch) -> set[str]:
     return {e.key for e in net._builder.entries(arch) if e.spec.param}
 
 
-@pytest.mark.parametrize("name", SPACES)
-def test_a_child_through_the_supernet_is_exactly_the_built_child(name):
-    space = space_for(name)
-    net = Supernet(space, pool=16, seed=0)
-    arch = space.sample(np.random.default_rng(3))
+def assert_exact_child(net: Supernet, arch: Arch) -> None:
+    """The child through the supernet is the built child with the inherited weights, in eval and train mode."""
     model = build_model(arch)
     model.load_state_dict(net.child_state_dict(arch), strict=True)
     x = torch.randn(3, *arch.input, generator=torch.Generator().manual_seed(0))
@@ -76,10 +76,95 @@ def test_a_child_through_the_supernet_is_exactly_the_built_child(name):
     # BatchNorm running stats of the supernet child moved exactly as the built child's did
     after = net.child_tensors(arch)
     assert all(torch.equal(after[k], v) for k, v in model.state_dict().items())
+    net.zero_grad(set_to_none=True)
     out.square().mean().backward()
     with_grad = {k for k, p in net.bank_params().items() if p.grad is not None}
     assert with_grad == used_param_keys(net, arch)
     assert len(with_grad) < len(net.bank_params())  # the other candidates were not touched
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_a_child_through_the_supernet_is_exactly_the_built_child(name):
+    space = space_for(name)
+    net = Supernet(space, pool=16, seed=0)
+    assert_exact_child(net, space.sample(np.random.default_rng(3)))
+
+
+def either(first: dict, second: dict) -> dict:
+    """A per-block choice between two block variants, so the supernet holds both."""
+    return {"choice": [first, second], "per": "block"}
+
+
+def stage(block, stride: int = 1, widths: tuple[int, ...] = (8, 16), **fields) -> dict:
+    """A stage of one or two blocks, with a choice of widths where there are two, so banks are shared across them."""
+    width = {"choice": list(widths)} if len(widths) > 1 else widths[0]
+    return {"width": width, "depth": {"choice": [1, 2]}, "stride": stride, "block": block, **fields}
+
+
+def cell(ops: list[str]) -> dict:
+    """A three-node cell choosing between ops on every edge."""
+    return {"nodes": 3, "ops": {"choice": ops}}
+
+
+# Block type -> a digits-sized space (stages, optional cell) in which that type appears beside another choice.
+# A cell keeps its input's shape, so cell stages have the stem's width and share through their ops and depth.
+BLOCK_SPACES = {
+    "basic": {"stages": [stage(either({"type": "basic", "se_ratio": 0.25, "act": "silu"},
+                                      {"type": "bottleneck", "mid_ratio": 0.5}))]},
+    "bottleneck": {"stages": [stage(either({"type": "bottleneck", "mid_ratio": 0.25}, {"type": "basic"}))]},
+    "resnext": {"stages": [stage(either({"type": "resnext", "groups": 4}, {"type": "conv"}), widths=(16, 32))]},
+    "dwsep": {"stages": [stage(either({"type": "dwsep", "kernel": 5, "se_ratio": 0.25}, {"type": "conv"}))]},
+    "mbconv": {"stages": [stage(either({"type": "mbconv", "expansion": 4, "se_ratio": 0.25, "act": "hardswish"},
+                                       {"type": "basic"}))]},
+    "conv": {"stages": [stage(either({"type": "conv", "groups": 2, "bn": False}, {"type": "dwsep", "kernel": 5}))]},
+    "identity": {"stages": [stage(either({"type": "identity"}, {"type": "mbconv"})),
+                            stage(either({"type": "identity"}, {"type": "conv"}), stride=2, widths=(16, 24))]},
+    # a pool keeps its input's channels, so it opens a downsampling stage as its transition
+    "pool": {"stages": [stage({"type": "conv"}),
+                        stage({"type": "conv"}, stride=2, transition={"type": "pool", "kernel": 2, "mode": "avg"})]},
+    "cell": {"cell": cell(["nor_conv_3x3", "skip_connect", "avg_pool_3x3"]), "stages": [stage({"type": "cell"}, widths=(8,))]},
+    # the NAS-Bench-201 reduction opens a downsampling stage of cells
+    "nb201_residual": {"cell": cell(["nor_conv_3x3", "nor_conv_1x1"]),
+                       "stages": [stage({"type": "cell"}, widths=(8,)),
+                                  stage({"type": "cell"}, stride=2, widths=(16, 24),
+                                        transition={"type": "nb201_residual"})]},
+}
+
+
+def example_space(tmp_path, name: str, parts: dict):
+    """The example written as a YAML space file and loaded through the space language."""
+    spec = {"name": f"every_{name}", "input": {"channels": 1, "size": 8}, "classes": 10, "stem": {"channels": 8},
+            "channels": {"rule": "explicit"}, "head": {"pool": "avg"}, **parts}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return load_space(path)
+
+
+def child_using(space, uses) -> Arch:
+    """The first seeded sample for which uses(arch) holds."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        arch = space.sample(rng)
+        if uses(arch):
+            return arch
+    raise AssertionError(f"no sampled child of {space.name} uses what the example is for")
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_every_registered_block_through_the_supernet_is_exactly_the_built_child(name, tmp_path):
+    assert name in BLOCK_SPACES, f"block type {name!r} has no example space in BLOCK_SPACES"
+    space = example_space(tmp_path, name, BLOCK_SPACES[name])
+    net = Supernet(space, pool=16, seed=0)
+    assert_exact_child(net, child_using(space, lambda a: any(b.type == name for _, b in a.blocks())))
+
+
+@pytest.mark.parametrize("op", list(CELL_OPS))
+def test_every_cell_operation_through_the_supernet_is_exactly_the_built_child(op, tmp_path):
+    other = "nor_conv_3x3" if op == "nor_conv_1x1" else "nor_conv_1x1"
+    space = example_space(tmp_path, op, {"cell": cell([op, other]), "stages": [stage({"type": "cell"}, widths=(8,))]})
+    net = Supernet(space, pool=16, seed=0)
+    uses = lambda a: any(e[2] == op for _, b in a.blocks() if b.type == "cell" for e in b.get("edges"))  # noqa: E731
+    assert_exact_child(net, child_using(space, uses))
 
 
 def test_block_position_shares_weights_and_block_types_do_not():

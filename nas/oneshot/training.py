@@ -24,46 +24,27 @@ from nas.controllers.weight_sharing import RULES
 from nas.model.cost import arch_cost
 from nas.oneshot.supernet import Supernet, calibration_batches, evaluate_inherited, region
 from nas.space.search_space import SearchSpace, load_space
+from nas.train.recipe import OptimRecipe
 from nas.train.trainer import DeviceData, lr_at, param_groups, random_crop_flip, resolve_device
 
 EpochCallback = Callable[[dict], bool | None]  # per-epoch metrics -> True to stop early
 
 
-@dataclass(frozen=True)
-class SupernetRecipe:
-    """Supernet training settings: SGD + Nesterov over the banks, cosine schedule, a sampling rule."""
+@dataclass(frozen=True, kw_only=True)
+class SupernetRecipe(OptimRecipe):
+    """Supernet training settings: the shared optimizer settings over the banks, a sampling rule, per-epoch probes."""
 
-    epochs: int = 10
-    batch_size: int = 128
     lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4  # not applied to BatchNorm or bias banks
-    label_smoothing: float = 0.1
-    schedule: str = "cosine"  # cosine | onecycle (nas.train.trainer.lr_at)
-    warmup_epochs: float = 0.0
     rule: str = "spos"  # spos: one uniform child per step | sandwich: largest + smallest + one uniform
-    augment: bool = True
-    flip: bool | None = None  # None: flip only natural 3-channel images, never digits
-    grad_clip: float = 5.0
-    device: str = "auto"
-    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
-    seed: int = 0
     calib_batches: int = 4  # BN recalibration batches when children are evaluated per epoch
     eval_children: int = 0  # children evaluated with inherited weights after each epoch (0 = none)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        super().__post_init__()
         if self.rule not in RULES:
             raise ValueError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
-        if self.schedule not in ("cosine", "onecycle"):
-            raise ValueError(f"schedule must be cosine or onecycle, got {self.schedule!r}")
-        if self.lr <= 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"lr must be > 0 and momentum in [0, 1) (got {self.lr}, {self.momentum})")
-        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
-        if self.calib_batches < 1 or self.eval_children < 0 or self.threads < 0:
-            raise ValueError("calib_batches must be >= 1; eval_children and threads >= 0")
+        if self.calib_batches < 1 or self.eval_children < 0:
+            raise ValueError("calib_batches must be >= 1 and eval_children >= 0")
 
 
 def optimizer_for(supernet: Supernet, recipe: SupernetRecipe, params: dict[str, nn.Parameter] | None = None):

@@ -1,4 +1,4 @@
-"""A child's proxy-training settings (Recipe), checked on construction; no torch needed to read one."""
+"""Training settings checked on construction: the shared OptimRecipe and the child's Recipe; no torch needed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """Proxy-training settings: SGD + Nesterov, cosine or one-cycle, label smoothing, augmentation."""
+class OptimRecipe:
+    """Settings shared by the child trainer and the supernet: SGD + Nesterov, schedule, augmentation, device."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -16,20 +16,14 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4  # not applied to BatchNorm weights or biases
     label_smoothing: float = 0.1
-    schedule: str = "cosine"  # cosine | onecycle
+    schedule: str = "cosine"  # cosine | onecycle (nas.train.trainer.lr_at)
     warmup_epochs: float = 0.0
     augment: bool = True
     flip: bool | None = None  # None: flip only natural 3-channel images, never digits
-    train_fraction: float = 1.0
-    resolution: int = 0  # 0 keeps the data set's size; else a lower proxy resolution
     grad_clip: float = 5.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
-    channels_last: bool | None = None  # None: on CUDA only
-    compile: str = "auto"  # auto (CUDA and >= 2,000 steps) | on | off
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default (all cores)
     seed: int = 0
-    eval_test: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -39,12 +33,29 @@ class Recipe:
         for name, low, high in (("momentum", 0, 1), ("label_smoothing", 0, 1)):
             if not low <= getattr(self, name) < high:
                 raise ValueError(f"{name} must be in [{low}, {high}), got {getattr(self, name)}")
-        for name in ("weight_decay", "warmup_epochs", "grad_clip", "resolution", "threads"):
+        for name in ("weight_decay", "warmup_epochs", "grad_clip", "threads"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a number >= 0, got {value}")
         if self.schedule not in ("cosine", "onecycle"):
             raise ValueError(f"schedule must be cosine or onecycle, got {self.schedule!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe(OptimRecipe):
+    """Proxy-training settings for one child: the shared optimizer settings plus data, precision and compile."""
+
+    train_fraction: float = 1.0
+    resolution: int = 0  # 0 keeps the data set's size; else a lower proxy resolution
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    channels_last: bool | None = None  # None: on CUDA only
+    compile: str = "auto"  # auto (CUDA and >= 2,000 steps) | on | off
+    eval_test: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.resolution) and self.resolution >= 0):
+            raise ValueError(f"resolution must be a number >= 0, got {self.resolution}")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.precision not in ("auto", "fp32", "bf16"):

@@ -27,7 +27,7 @@ from nas.arch import Arch
 from nas.model.build import build_model
 from nas.model.cost import arch_cost
 from nas.outcome import OK, Outcome, TrialStatus
-from nas.train.recipe import Recipe
+from nas.train.recipe import OptimRecipe, Recipe
 
 EpochCallback = Callable[[dict], bool | None]  # per-epoch metrics -> True to stop early
 
@@ -116,7 +116,7 @@ def param_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[di
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def lr_at(step: int, total: int, recipe: Recipe, steps_per_epoch: int) -> float:
+def lr_at(step: int, total: int, recipe: OptimRecipe, steps_per_epoch: int) -> float:
     """Learning rate multiplier at an optimiser step (warmup, then cosine or one-cycle)."""
     warmup = int(recipe.warmup_epochs * steps_per_epoch)
     if recipe.schedule == "onecycle":
