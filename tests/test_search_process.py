@@ -53,24 +53,24 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
     assert f"in use by another nas search (pid {proc.pid})" in capsys.readouterr().err
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait()
-    before = {t["trial_id"]: t for t in run_state(run)["trials"] if t["status"] != "running"}
+    before = {t.trial_id: t for t in run_state(run).trials if t.status != "running"}
     assert len(before) >= 2
     done = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run)], capture_output=True,
                           text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
     state = run_state(run)
-    ids = [t["trial_id"] for t in state["trials"]]
+    ids = [t.trial_id for t in state.trials]
     assert ids == list(range(6))  # nothing lost, nothing repeated, the budget respected
-    assert all(t["status"] == "ok" for t in state["trials"])
+    assert all(t.status == "ok" for t in state.trials)
     for trial_id, old in before.items():  # finished children are kept as they were
-        now = state["trials"][trial_id]
-        assert (now["arch_id"], now["val_acc"], now["ended"]) == (old["arch_id"], old["val_acc"], old["ended"])
-    assert [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume")] == ["start", "resume"]
-    repeated = [t for t in state["trials"] if t["attempts"] >= 2]
-    assert repeated and all(t["lost_device_s"] > 0 for t in repeated)  # the killed attempts are charged
-    assert all(t["lost_device_s"] == 0 for t in state["trials"] if t["attempts"] == 1)
-    charged = sum(t["device_s"] + t["lost_device_s"] for t in state["trials"]) + phase_seconds(state["phases"])
-    assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(charged)
+        now = state.trials[trial_id]
+        assert (now.arch_id, now.val_acc, now.ended) == (old.arch_id, old.val_acc, old.ended)
+    assert [e.kind for e in state.events if e.kind in ("start", "resume")] == ["start", "resume"]
+    repeated = [t for t in state.trials if t.attempts >= 2]
+    assert repeated and all(t.lost_device_s > 0 for t in repeated)  # the killed attempts are charged
+    assert all(t.lost_device_s == 0 for t in state.trials if t.attempts == 1)
+    charged = sum(t.device_s + t.lost_device_s for t in state.trials) + phase_seconds(state.phases)
+    assert state.budget.spent_device_hours * 3600 == pytest.approx(charged)
 
 
 def _free_port() -> int:
@@ -105,7 +105,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
         done = subprocess.run(SEARCH + ["--budget-trials", "2", "--epochs", "1", "--run-dir", str(run),
                                         "--ray-address", address], capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert run_state(run)["counts"]["ok"] == 2
+        assert run_state(run).counts.ok == 2
         status = subprocess.run(["ray", "status", f"--address={address}"], capture_output=True, text=True,
                                 timeout=60, env=env)
         assert status.returncode == 0  # the cluster outlives the search that joined it
@@ -113,7 +113,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
         done = subprocess.run(SEARCH + ["--budget-trials", "1", "--epochs", "1", "--run-dir", str(local)],
                               capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]  # without --ray-address: a private instance, not this one
-        assert run_state(local)["counts"]["ok"] == 1
+        assert run_state(local).counts.ok == 1
     finally:
         _stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
