@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nas.report import run_state
+from nas.report import RunState, run_state
 from nas.search import SearchSettings, run_search
 
 
@@ -27,7 +27,7 @@ def instant_child(config: dict, splits=None) -> None:
                  "final": True, "elapsed_s": 0.0, "wall_s": 0.0})
 
 
-def timed(settings: SearchSettings, trainable=None) -> tuple[float, dict]:
+def timed(settings: SearchSettings, trainable=None) -> tuple[float, RunState]:
     start = time.perf_counter()
     kwargs = {"trainable": trainable} if trainable else {}
     run_search(settings, out=io.StringIO(), **kwargs)
@@ -46,7 +46,7 @@ def main() -> None:
     trivial = SearchSettings(space="resnet_like", controller="random", dataset="digits", budget_trials=args.trivial,
                              run_dir=str(root / "trivial"), keep_checkpoints="none")
     wall, state = timed(trivial, instant_child)
-    startup = next(e["detail"]["startup_s"] for e in state["events"] if e["kind"] == "ray_ready")
+    startup = next(e.detail["startup_s"] for e in state.events if e.kind == "ray_ready")
     loop = wall - startup
     print(f"trivial: {args.trivial} children in {wall:.1f} s (Ray start {startup:.1f} s)")
 
@@ -54,14 +54,14 @@ def main() -> None:
                           epochs=args.epochs, batch_size=64, lr=0.05, max_macs=3e6, run_dir=str(root / "real"),
                           controller_options={"population": 4, "tournament": 2})
     wall_r, state_r = timed(real)
-    startup_r = next(e["detail"]["startup_s"] for e in state_r["events"] if e["kind"] == "ray_ready")
+    startup_r = next(e.detail["startup_s"] for e in state_r.events if e.kind == "ray_ready")
     slots = 2  # this machine's cores, one CPU per trial
-    training = sum(t["metrics"].get("wall_s", 0.0) for t in state_r["trials"])
+    training = sum(t.metrics.get("wall_s", 0.0) for t in state_r.trials)
     print(f"digits: {args.children} children x {args.epochs} epochs in {wall_r:.1f} s wall on {slots} slots; "
           f"trainer time {training:.1f} s; Ray start {startup_r:.1f} s")
-    trials = sorted(state_r["trials"], key=lambda t: t["started"])
-    spans = [t["ended"] - t["started"] for t in trials]
-    scheduling = [span - t["metrics"]["elapsed_s"] for span, t in zip(spans, trials)]  # Tune + driver per child
+    trials = sorted(state_r.trials, key=lambda t: t.started)
+    spans = [t.ended - t.started for t in trials]
+    scheduling = [span - t.metrics["elapsed_s"] for span, t in zip(spans, trials)]  # Tune + driver per child
     first_wave, steady = scheduling[:slots], scheduling[slots:]
     print(f"per child: Tune + driver time {sorted(steady)[len(steady) // 2]:.3f} s (median after the first wave); "
           f"first wave (worker processes start, import torch): {max(first_wave):.1f} s")

@@ -19,11 +19,12 @@ from nas.arch import Arch, Block
 from nas.cli import main
 from nas.model.reference import reference
 from nas.model.summary import summarize
+from nas.outcome import Outcome
 from nas.pareto import hypervolume_2d
 from nas.report import IncrementalFront, front_hypervolume, hypervolume_curve, run_state
 from nas.search import SearchSettings
 from nas.space import load_space
-from nas.store import RunStore
+from nas.store import RunStore, TrialRecord
 
 EVIL = "<script>alert(1)</script>\"'"
 
@@ -67,14 +68,15 @@ def test_incremental_hypervolume_matches_the_batch_computation():
 
 def test_hypervolume_curve_follows_end_time_and_skips_failures_and_references():
     def trial(i, ended, acc, macs, status="ok", **extra):
-        return {"trial_id": i, "status": status, "ended": ended, "device_s": 3600.0, "val_acc": acc, "macs": macs,
-                "metrics": {"val_acc": acc, "macs": macs, **extra}}
+        return TrialRecord(trial_id=i, arch_id=f"a{i}", arch=None, decisions=[], outcome=Outcome.parse(status),
+                           metrics={"val_acc": acc, "macs": macs, **extra}, device_s=3600.0, started=None, ended=ended,
+                           attempts=1, checkpoint=None)
     trials = [trial(0, 30.0, 90.0, 5e5), trial(1, 10.0, 50.0, 1e5), trial(2, 20.0, None, None, status="failed: x"),
               trial(3, 40.0, 99.0, 1e4, reference="resnet18"), trial(4, None, 95.0, 1e5, status="running")]
     hours, volume = hypervolume_curve(trials, 1e6)
     assert hours.tolist() == [1.0, 2.0, 3.0, 4.0]  # running children have spent nothing yet
-    first = front_hypervolume([trials[1]["metrics"]], 1e6)
-    both = front_hypervolume([trials[0]["metrics"], trials[1]["metrics"]], 1e6)
+    first = front_hypervolume([trials[1].metrics], 1e6)
+    both = front_hypervolume([trials[0].metrics, trials[1].metrics], 1e6)
     assert volume.tolist() == pytest.approx([first, first, both, both])
 
 
@@ -128,11 +130,11 @@ def test_report_writes_every_file_and_escapes_everything(fake_run, capsys):
     for name in ("pareto.csv", "pareto.json", "pareto.png", "hypervolume.png", "report.html"):
         assert (fake_run / name).stat().st_size > 0, name
     state = run_state(fake_run)
-    assert [t["trial_id"] for t in state["references"]] == [9]
-    assert 9 not in {t["trial_id"] for t in state["pareto_front"]}  # references are not search results
+    assert [t.trial_id for t in state.references] == [9]
+    assert 9 not in {t.trial_id for t in state.pareto_front}  # references are not search results
     with open(fake_run / "pareto.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["trial_id"]) for r in rows] == [t["trial_id"] for t in state["pareto_front"]]
+    assert [int(r["trial_id"]) for r in rows] == [t.trial_id for t in state.pareto_front]
     assert all(r["summary"] for r in rows)
     page = (fake_run / "report.html").read_text()
     assert "<script" not in page.lower() and "alert(1)</" not in page
@@ -142,6 +144,22 @@ def test_report_writes_every_file_and_escapes_everything(fake_run, capsys):
     assert "http://" not in page and "https://" not in page and "<link" not in page
     assert f"nas export {fake_run} --pareto-index 0 -o model.py" in page
     assert "per-layer cost" in page and "unreadable architecture" in page
+
+
+def test_run_state_is_typed_and_its_json_is_the_report_json(fake_run, capsys):
+    state = run_state(fake_run)
+    assert all(isinstance(t, TrialRecord) for t in (*state.trials, *state.pareto_front, *state.references))
+    assert all(t.arch is None or isinstance(t.arch, Arch) for t in state.trials)
+    assert state.counts.total == len(state.trials) and state.budget.spent_fraction is None
+    with pytest.raises(AttributeError):
+        state.hypervolume = 0.0  # frozen
+    data = state.to_dict()
+    strict = json.loads(json.dumps(data, allow_nan=False))  # strict JSON: no NaN, no infinity, no objects
+    assert strict == data
+    assert main(["report", str(fake_run), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == [*data, "front"]  # same keys, same order, then the front's rows
+    assert {k: v for k, v in printed.items() if k != "front"} == strict
 
 
 def test_report_one_trial_with_its_traceback(fake_run, capsys):
@@ -193,7 +211,7 @@ def test_compare_uses_one_reference_point(fake_run, tmp_path, capsys):
     assert data["reference_macs"] == 4e6
     a, b = data["runs"]
     assert a["hypervolume"] == pytest.approx(b["hypervolume"])  # same trials, same box
-    front = [t["metrics"] for t in run_state(fake_run)["pareto_front"]]
+    front = [t.metrics for t in run_state(fake_run).pareto_front]
     assert a["hypervolume"] == pytest.approx(front_hypervolume(front, 4e6))
     assert a["run"] != b["run"]
     assert (out / "compare.png").stat().st_size > 0 and "data:image/png;base64," in (out / "compare.html").read_text()
@@ -295,10 +313,10 @@ def test_exported_child_reproduces_its_validation_accuracy(digits_run, tmp_path,
     from nas.train import DeviceData, evaluate
 
     state = run_state(digits_run)
-    settings = state["settings"]
+    settings = state.settings
     splits = load_splits("digits", seed=settings["seed"], val_fraction=settings["val_fraction"])
     val = DeviceData(splits.val_x, splits.val_y, splits.info.mean, splits.info.std, torch.device("cpu"))
-    for k, record in enumerate(state["pareto_front"]):
+    for k, record in enumerate(state.pareto_front):
         out = tmp_path / f"k{k}"
         assert main(["export", str(digits_run), "--pareto-index", str(k), "-o", str(out / "model.py")]) == 0
         assert capsys.readouterr().out.split() == [str(out / n) for n in ("model.py", "model.pt", "arch.json")]
@@ -308,8 +326,8 @@ def test_exported_child_reproduces_its_validation_accuracy(digits_run, tmp_path,
         model = module.build_model()
         model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
         accuracy, _ = evaluate(model, val, 512, contextlib.nullcontext, False)
-        assert accuracy == pytest.approx(record["val_acc"], abs=1e-6)
-        assert json.loads((out / "arch.json").read_text())["arch_id"] == record["arch_id"]
+        assert accuracy == pytest.approx(record.val_acc, abs=1e-6)
+        assert json.loads((out / "arch.json").read_text())["arch_id"] == record.arch_id
 
 
 def test_export_by_trial_without_weights_and_bad_choices(digits_run, fake_run, tmp_path, capsys):

@@ -136,13 +136,13 @@ def test_a_real_digits_search_through_the_cli(tmp_path, capsys):
     assert captured.out.strip() == str(run.resolve())
     assert "4 done, 0 running, 0 failed" in captured.err
     state = run_state(run)
-    assert state["counts"]["ok"] == 4
-    assert all(t["val_acc"] is not None and t["macs"] <= 2e6 and t["device_s"] > 0 for t in state["trials"])
-    assert max(t["val_acc"] for t in state["trials"]) > 30  # chance is 10%
-    front_ids = {t["trial_id"] for t in state["pareto_front"]}
+    assert state.counts.ok == 4
+    assert all(t.val_acc is not None and t.macs <= 2e6 and t.device_s > 0 for t in state.trials)
+    assert max(t.val_acc for t in state.trials) > 30  # chance is 10%
+    front_ids = {t.trial_id for t in state.pareto_front}
     assert front_ids
-    for t in state["trials"]:  # only the Pareto set keeps its checkpoint
-        assert (t["checkpoint"] is not None) == (t["trial_id"] in front_ids)
+    for t in state.trials:  # only the Pareto set keeps its checkpoint
+        assert (t.checkpoint is not None) == (t.trial_id in front_ids)
     assert main(["report", str(run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["ok"] == 4
     assert main(["report", str(run)]) == 0
@@ -178,11 +178,11 @@ def test_a_lost_worker_is_retried_once(tmp_path):
                               run_dir=str(tmp_path / "run"), keep_checkpoints="all")
     run_search(settings, out=io.StringIO(), trainable=_dies_first_time)
     state = run_state(tmp_path / "run")
-    assert [t["status"] for t in state["trials"]] == ["ok", "failed: ray worker lost (retried once)"]
-    assert [t["attempts"] for t in state["trials"]] == [2, 2]
-    assert all(t["lost_device_s"] > 0 for t in state["trials"])  # the first attempt is charged too
-    charged = sum(t["device_s"] + t["lost_device_s"] for t in state["trials"])
-    assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(charged)
+    assert [t.status for t in state.trials] == ["ok", "failed: ray worker lost (retried once)"]
+    assert [t.attempts for t in state.trials] == [2, 2]
+    assert all(t.lost_device_s > 0 for t in state.trials)  # the first attempt is charged too
+    charged = sum(t.device_s + t.lost_device_s for t in state.trials)
+    assert state.budget.spent_device_hours * 3600 == pytest.approx(charged)
 
 
 def test_budget_charges_a_running_child_by_its_size():
@@ -210,7 +210,7 @@ def test_a_search_leaves_the_callers_ray_session_and_environment_as_they_were(tm
                                   epochs=1, run_dir=str(tmp_path / "run"))
         run_search(settings, out=io.StringIO())
         assert ray.is_initialized()  # the caller started it, the caller shuts it down
-        assert run_state(tmp_path / "run")["counts"]["ok"] == 1
+        assert run_state(tmp_path / "run").counts.ok == 1
     finally:
         ray.shutdown()
     assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1" and "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ

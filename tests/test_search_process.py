@@ -62,25 +62,25 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, capsys):
     finally:
         killed.close()
     assert any(started < last_beat for started in was_running.values())
-    before = {t["trial_id"]: t for t in run_state(run)["trials"] if t["status"] != "running"}
+    before = {t.trial_id: t for t in run_state(run).trials if t.status != "running"}
     assert len(before) >= 2
     done = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run)], capture_output=True,
                           text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
     state = run_state(run)
-    ids = [t["trial_id"] for t in state["trials"]]
+    ids = [t.trial_id for t in state.trials]
     assert ids == list(range(6))  # nothing lost, nothing repeated, the budget respected
-    assert all(t["status"] == "ok" for t in state["trials"])
+    assert all(t.status == "ok" for t in state.trials)
     for trial_id, old in before.items():  # finished children are kept as they were
-        now = state["trials"][trial_id]
-        assert (now["arch_id"], now["val_acc"], now["ended"]) == (old["arch_id"], old["val_acc"], old["ended"])
-    assert [e["kind"] for e in state["events"] if e["kind"] in ("start", "resume")] == ["start", "resume"]
-    for t in state["trials"]:  # each killed attempt is charged from its start to the driver's last heartbeat
-        expected = max(0.0, last_beat - was_running[t["trial_id"]]) if t["trial_id"] in was_running else 0.0
-        assert t["lost_device_s"] == pytest.approx(expected), t["trial_id"]
-        assert t["attempts"] == (2 if t["trial_id"] in was_running else 1)
-    charged = sum(t["device_s"] + t["lost_device_s"] for t in state["trials"]) + phase_seconds(state["phases"])
-    assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(charged)
+        now = state.trials[trial_id]
+        assert (now.arch_id, now.val_acc, now.ended) == (old.arch_id, old.val_acc, old.ended)
+    assert [e.kind for e in state.events if e.kind in ("start", "resume")] == ["start", "resume"]
+    for t in state.trials:  # each killed attempt is charged from its start to the driver's last heartbeat
+        expected = max(0.0, last_beat - was_running[t.trial_id]) if t.trial_id in was_running else 0.0
+        assert t.lost_device_s == pytest.approx(expected), t.trial_id
+        assert t.attempts == (2 if t.trial_id in was_running else 1)
+    charged = sum(t.device_s + t.lost_device_s for t in state.trials) + phase_seconds(state.phases)
+    assert state.budget.spent_device_hours * 3600 == pytest.approx(charged)
 
 
 def _free_port() -> int:
@@ -115,7 +115,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
         done = subprocess.run(SEARCH + ["--budget-trials", "2", "--epochs", "1", "--run-dir", str(run),
                                         "--ray-address", address], capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert run_state(run)["counts"]["ok"] == 2
+        assert run_state(run).counts.ok == 2
         status = subprocess.run(["ray", "status", f"--address={address}"], capture_output=True, text=True,
                                 timeout=60, env=env)
         assert status.returncode == 0  # the cluster outlives the search that joined it
@@ -123,7 +123,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
         done = subprocess.run(SEARCH + ["--budget-trials", "1", "--epochs", "1", "--run-dir", str(local)],
                               capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]  # without --ray-address: a private instance, not this one
-        assert run_state(local)["counts"]["ok"] == 1
+        assert run_state(local).counts.ok == 1
     finally:
         _stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)

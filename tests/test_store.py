@@ -79,8 +79,8 @@ def test_a_legacy_run_is_read_without_writing_and_migrated_when_written(tmp_path
     assert main(["report", str(tmp_path / "run"), "--json"]) == 0
     assert _sha(path) == before  # read through temporary views: nothing written
     state = run_state(tmp_path / "run")
-    assert [(t["status"], t["lost_device_s"], t["error"]) for t in state["trials"]] == [("ok", 0, None), ("running", 0, None)]
-    assert state["budget"]["spent_device_hours"] == pytest.approx(12.0 / 3600)
+    assert [(t.status, t.lost_device_s, t.error) for t in state.trials] == [("ok", 0, None), ("running", 0, None)]
+    assert state.budget.spent_device_hours == pytest.approx(12.0 / 3600)
     store = RunStore(tmp_path / "run")  # opened for writing, as --resume and retrain do: brought up to date
     store.beat(30.0)
     store.charge_killed_attempts(devices=2.0)
@@ -90,9 +90,9 @@ def test_a_legacy_run_is_read_without_writing_and_migrated_when_written(tmp_path
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()
-    trials = run_state(tmp_path / "run")["trials"]
-    assert (trials[0]["val_acc"], trials[0]["device_s"]) == (90.0, 12.0)  # old rows kept
-    assert (trials[1]["lost_device_s"], trials[1]["error"]) == (20.0, "Traceback: boom")
+    trials = run_state(tmp_path / "run").trials
+    assert (trials[0].val_acc, trials[0].device_s) == (90.0, 12.0)  # old rows kept
+    assert (trials[1].lost_device_s, trials[1].error) == (20.0, "Traceback: boom")
 
 
 def test_a_run_from_a_newer_nas_is_refused(tmp_path, capsys):
@@ -173,8 +173,8 @@ def test_a_killed_attempt_is_charged_up_to_the_last_heartbeat(tmp_path):
     assert store.device_seconds() == pytest.approx(total)
     store.close()
     state = run_state(tmp_path / "run")
-    assert state["budget"]["spent_device_hours"] * 3600 == pytest.approx(total)
-    assert [t["lost_device_s"] for t in state["trials"]] == pytest.approx([lost[0], lost[1], lost[2]])
+    assert state.budget.spent_device_hours * 3600 == pytest.approx(total)
+    assert [t.lost_device_s for t in state.trials] == pytest.approx([lost[0], lost[1], lost[2]])
 
 
 def test_a_retried_attempt_is_charged_and_the_next_one_starts(tmp_path):

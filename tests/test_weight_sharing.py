@@ -124,23 +124,23 @@ def test_search_loop_records_inherited_beside_standalone_and_ends_when_the_queue
     store.close()
 
     state = run_state(tmp_path / "run")
-    assert state["budget"]["spent_device_hours"] == pytest.approx((2160 + 4 * 60) / 3600)
-    assert set(state["phases"]) == {"supernet", "inherited_search"}
+    assert state.budget.spent_device_hours == pytest.approx((2160 + 4 * 60) / 3600)
+    assert set(state.phases) == {"supernet", "inherited_search"}
     inherited = {tuple(v): m["val_acc"] for v, m in scored}
-    for t in state["trials"]:
-        assert t["metrics"]["inherited_val_acc"] == inherited[tuple(t["decisions"])]
-    ws = state["weight_sharing"]
+    for t in state.trials:
+        assert t.metrics["inherited_val_acc"] == inherited[tuple(t.decisions)]
+    ws = state.inherited
     assert ws["children"] == len(scored) and ws["retrained"] == 4
     from scipy import stats
 
-    a = [t["metrics"]["inherited_val_acc"] for t in state["trials"]]
-    b = [t["val_acc"] for t in state["trials"]]
+    a = [t.metrics["inherited_val_acc"] for t in state.trials]
+    b = [t.val_acc for t in state.trials]
     assert ws["kendall_tau"] == pytest.approx(stats.kendalltau(a, b).statistic)
     assert ws["spearman_rho"] == pytest.approx(stats.spearmanr(a, b).statistic)
-    hours, _ = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state["phases"]))
+    hours, _ = hypervolume_curve(state.trials, state.hypervolume_macs, phase_seconds(state.phases))
     assert hours[0] == pytest.approx((2160 + 60) / 3600)  # the curve starts after the supernet and the scoring
     assert f"Kendall tau {ws['kendall_tau']:.3f}" in inherited_line(state)
-    assert [row[:2] for row in phase_rows(state["phases"])] == [["supernet", "0.5000"], ["inherited_search", "0.1000"]]
+    assert [row[:2] for row in phase_rows(state.phases)] == [["supernet", "0.5000"], ["inherited_search", "0.1000"]]
 
 
 @pytest.mark.ray
@@ -156,14 +156,14 @@ def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "supernet trained" in done.stderr and "children scored" in done.stderr
     state = run_state(run)
-    assert set(state["phases"]) == {"supernet", "inherited_search"}
-    assert state["phases"]["supernet"]["device_s"] > 0
-    assert state["weight_sharing"]["children"] >= 2
-    ok = [t for t in state["trials"] if t["status"] == "ok"]
-    assert len(ok) == 2 and all("inherited_val_acc" in t["metrics"] for t in ok)
-    trials_s = sum(t["device_s"] for t in state["trials"])
-    phases_s = sum(p["device_s"] for p in state["phases"].values())
-    assert state["budget"]["spent_device_hours"] == pytest.approx((trials_s + phases_s) / 3600)
+    assert set(state.phases) == {"supernet", "inherited_search"}
+    assert state.phases["supernet"]["device_s"] > 0
+    assert state.inherited["children"] >= 2
+    ok = [t for t in state.trials if t.status == "ok"]
+    assert len(ok) == 2 and all("inherited_val_acc" in t.metrics for t in ok)
+    trials_s = sum(t.device_s for t in state.trials)
+    phases_s = sum(p["device_s"] for p in state.phases.values())
+    assert state.budget.spent_device_hours == pytest.approx((trials_s + phases_s) / 3600)
 
     # resuming a finished run repeats no phase and trains nothing again
     stamp = (run / "supernet.pt").stat().st_mtime_ns
@@ -173,7 +173,7 @@ def test_weight_sharing_search_end_to_end_on_ray(tmp_path):
     assert "training the supernet" not in again.stderr and "children scored" not in again.stderr
     assert (run / "supernet.pt").stat().st_mtime_ns == stamp
     resumed = run_state(run)
-    assert resumed["phases"] == state["phases"] and len(resumed["trials"]) == len(state["trials"])
+    assert resumed.phases == state.phases and len(resumed.trials) == len(state.trials)
 
     report = subprocess.run([sys.executable, "-m", "nas", "report", str(run)], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr

@@ -44,7 +44,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError("--input/--classes do not apply to a run folder (its children were trained at one shape)")
         state = run_state(args.targets)
         record = pick_trial(state, args.trial, args.pareto_index)
-        arch = Arch.from_dict(record["arch"])
+        arch = _record_arch(record)
         if args.from_supernet:
             if weights:
                 raise UsageError("give --weights or --from-supernet, not both")
@@ -54,7 +54,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             _, arch, _ = load_checkpoint(kept)  # the network as trained (a proxy resolution changes its input)
             weights = kept
         elif not weights:
-            print(f"nas: note: {args.targets} kept no weights for trial {record['trial_id']} (a run keeps its "
+            print(f"nas: note: {args.targets} kept no weights for trial {record.trial_id} (a run keeps its "
                   "Pareto front's checkpoints); writing the architecture untrained", file=sys.stderr)
     else:
         if args.trial is not None or args.pareto_index is not None or args.from_supernet:
@@ -74,7 +74,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supernet_weights(run_dir, state: dict, arch: Arch) -> dict:
+def _record_arch(record) -> Arch:
+    """The trial's architecture; a record whose stored architecture is unreadable is a usage error."""
+    if record.arch is None:
+        raise UsageError(f"trial {record.trial_id}: the run holds no readable architecture for it")
+    return record.arch
+
+
+def _supernet_weights(run_dir, state, arch: Arch) -> dict:
     """The child's tensors sliced out of a weight-sharing run's supernet, as a state_dict."""
     from nas.oneshot.phases import SUPERNET_FILE
     from nas.oneshot.supernet import Supernet
@@ -84,4 +91,4 @@ def _supernet_weights(run_dir, state: dict, arch: Arch) -> dict:
     if not path.is_file():
         raise UsageError(f"{run_dir}: no {SUPERNET_FILE}; --from-supernet needs a run of --controller weight-sharing "
                          "whose supernet finished training")
-    return Supernet.load(path, space=load_space(state["settings"]["space"])).child_state_dict(arch)
+    return Supernet.load(path, space=load_space(state.settings["space"])).child_state_dict(arch)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.cli.common import UsageError, pct
+
+if TYPE_CHECKING:
+    from nas.store.run_store import TrialRecord
 
 
 def add_report(sub) -> None:
@@ -28,10 +32,10 @@ def add_report(sub) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nas.jsonio import dumps
-    from nas.outcome import Outcome, TrialStatus
+    from nas.outcome import TrialStatus
     from nas.report.files import write_report
     from nas.report.phases import PHASE_HEADER, inherited_line, phase_rows
-    from nas.report.state import front_rows, pick_trial, run_phase, run_state
+    from nas.report.state import front_rows, pick_trial, run_phase, run_state, trial_json
 
     if args.compare:
         return _compare(([args.run_dir] if args.run_dir else []) + args.compare, args.output or ".", args.json)
@@ -43,10 +47,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             record = pick_trial(state, trial=args.trial)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        return _print_trial(record, args.json)
+        if args.json:
+            print(dumps(trial_json(record)))
+            return 0
+        return _print_trial(record)
     rows = front_rows(state)
     if args.json:
-        print(dumps({**state, "front": rows}))
+        print(dumps({**state.to_dict(), "front": rows}))
         return 0
     from nas.report.html import front_table
     from nas.report.table import format_table, printable
@@ -54,24 +61,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     header, cells, numeric = front_table(rows)
     print(printable(f"Pareto front of {args.run_dir} (accuracy vs multiply-adds; FLOPs are multiply-adds; {run_phase(state)})"))
     print(format_table(header, cells, align="".join("r" if c == "n" else "l" for c in numeric)))
-    outcomes = [(t, Outcome.parse(t["status"])) for t in state["trials"]]
-    running = [t for t, o in outcomes if o.status is TrialStatus.RUNNING]
+    running = [t for t in state.trials if t.outcome.status is TrialStatus.RUNNING]
     if running:
-        print(printable("running: " + ", ".join(f"trial {t['trial_id']} ({t['arch_id']})" for t in running[:10])
+        print(printable("running: " + ", ".join(f"trial {t.trial_id} ({t.arch_id})" for t in running[:10])
                         + (f" and {len(running) - 10} more" if len(running) > 10 else "")))
-    c, b = state["counts"], state["budget"]
-    spent = f"{b['spent_device_hours']:.4f}" + (f" of {b['gpu_hours']} device-hours" if b["gpu_hours"] else " device-hours")
-    hv = f"{state['hypervolume']:.4f}" if state["hypervolume"] is not None else "-"
-    print(f"trials: {c['ok']} finished, {c['failed']} failed, {c['stopped']} stopped, {c['running']} running | "
+    c, b = state.counts, state.budget
+    spent = f"{b.spent_device_hours:.4f}" + (f" of {b.gpu_hours} device-hours" if b.gpu_hours else " device-hours")
+    hv = f"{state.hypervolume:.4f}" if state.hypervolume is not None else "-"
+    print(f"trials: {c.ok} finished, {c.failed} failed, {c.stopped} stopped, {c.running} running | "
           f"spent {spent} | hypervolume {hv}")
-    phases = phase_rows(state.get("phases"))
+    phases = phase_rows(state.phases)
     if phases:
         print("phases before the children:")
         print(format_table(PHASE_HEADER, [[printable(c) for c in row] for row in phases], align="lrl"))
     inherited = inherited_line(state)
     if inherited:
         print(printable(inherited))
-    reasons = Counter(str(o) for _, o in outcomes if o.unusable)
+    reasons = Counter(t.status for t in state.trials if t.outcome.unusable)
     if reasons:
         print(printable("failures: " + "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))
                         + (f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")))
@@ -82,29 +88,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_trial(record: dict, as_json: bool) -> int:
-    """One trial's record on the terminal (or as JSON), with the traceback of a failure."""
-    from nas.jsonio import dumps
-    from nas.outcome import Outcome
+def _print_trial(record: TrialRecord) -> int:
+    """One trial's record on the terminal, with the traceback of a failure."""
     from nas.report.table import printable
 
-    if as_json:
-        print(dumps(record))
-        return 0
-    outcome = Outcome.parse(record["status"])
-    lost, device_s = record.get("lost_device_s") or 0.0, record.get("device_s") or 0.0
-    lines = [f"trial {record['trial_id']} ({record['arch_id']}): {outcome.status.value}",
+    outcome = record.outcome
+    lost, device_s = record.lost_device_s or 0.0, record.device_s or 0.0
+    lines = [f"trial {record.trial_id} ({record.arch_id}): {outcome.status.value}",
              *([f"reason: {outcome.reason}"] if outcome.reason else []),
-             f"device seconds: {device_s + lost:.1f} ({lost:.1f} of them in {record['attempts'] - 1} "
+             f"device seconds: {device_s + lost:.1f} ({lost:.1f} of them in {record.attempts - 1} "
              f"lost attempt(s))" if lost else f"device seconds: {device_s:.1f}",
-             "metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(record["metrics"].items()))]
-    if record.get("checkpoint"):
-        lines.append(f"checkpoint: {record['checkpoint']}")
+             "metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(record.metrics.items()))]
+    if record.checkpoint:
+        lines.append(f"checkpoint: {record.checkpoint}")
     for line in lines:
         print(printable(line))
-    if record.get("error"):
+    if record.error:
         print("traceback:")
-        for line in record["error"].rstrip().splitlines():  # line by line: a message in it may hold terminal escapes
+        for line in record.error.rstrip().splitlines():  # line by line: a message in it may hold terminal escapes
             print(printable(line))
     return 0
 
@@ -120,9 +121,9 @@ def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
     rows = []
     for r in runs:
         s = r["state"]
-        best = max((t["val_acc"] for t in s["pareto_front"] if t["val_acc"] is not None), default=None)
-        rows.append({"run": r["label"], "run_dir": s["run_dir"], "finished": s["counts"]["ok"], "failed": s["counts"]["failed"],
-                     "device_hours": s["budget"]["spent_device_hours"], "front": len(s["pareto_front"]),
+        best = max((t.val_acc for t in s.pareto_front if t.val_acc is not None), default=None)
+        rows.append({"run": r["label"], "run_dir": s.run_dir, "finished": s.counts.ok, "failed": s.counts.failed,
+                     "device_hours": s.budget.spent_device_hours, "front": len(s.pareto_front),
                      "best_val_acc": best, "hypervolume": r["hypervolume"]})
     if as_json:
         print(dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nas.cli.common import pct, positive_int
+from nas.cli.common import UsageError, pct, positive_int
 
 
 def add_retrain(sub) -> None:
@@ -29,7 +29,6 @@ def add_retrain(sub) -> None:
 def cmd_retrain(args: argparse.Namespace) -> int:
     from dataclasses import asdict, replace
 
-    from nas.arch import Arch
     from nas.data import load_splits
     from nas.jsonio import dumps
     from nas.report.state import pick_trial, run_state
@@ -41,25 +40,27 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     state = run_state(args.run_dir)
     record = pick_trial(state, args.trial, args.pareto_index)
-    settings = SearchSettings.from_dict(state["settings"])
+    if record.arch is None:
+        raise UsageError(f"trial {record.trial_id}: the run holds no readable architecture for it")
+    settings = SearchSettings.from_dict(state.settings)
     # The run's recipe, minus its proxies (a share of the data, a lower resolution), trained longer.
     recipe = replace(with_overrides(settings.recipe(), batch_size=args.batch_size, lr=args.lr), epochs=args.epochs,
                      train_fraction=1.0, resolution=0, device=args.device, threads=0, eval_test=True)
     splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
-    checkpoint = Path(args.run_dir) / "checkpoints" / f"retrain_trial_{record['trial_id']}_e{args.epochs}.pt"
-    result = train_child(Arch.from_dict(record["arch"]), splits, recipe, checkpoint=checkpoint)
+    checkpoint = Path(args.run_dir) / "checkpoints" / f"retrain_trial_{record.trial_id}_e{args.epochs}.pt"
+    result = train_child(record.arch, splits, recipe, checkpoint=checkpoint)
     metrics = {k: v for k, v in result.to_dict().items() if k != "history"}
     store = RunStore(args.run_dir)
     try:
-        store.add_retrain(record["trial_id"], asdict(recipe), metrics, result.device_s,
+        store.add_retrain(record.trial_id, asdict(recipe), metrics, result.device_s,
                           str(checkpoint) if checkpoint.exists() else None)
     finally:
         store.close()
     if args.json:
-        print(dumps({"trial_id": record["trial_id"], "proxy_val_acc": record["val_acc"], **metrics}))
+        print(dumps({"trial_id": record.trial_id, "proxy_val_acc": record.val_acc, **metrics}))
         return 0
     test = pct(result.test_acc)
-    print(printable(f"trial {record['trial_id']} ({record['arch_id']}) retrained {result.epochs} epochs: {result.status}   "
-                    f"final val {result.val_acc:.2f}% / test {test}%   proxy val {pct(record['val_acc'])}%   "
+    print(printable(f"trial {record.trial_id} ({record.arch_id}) retrained {result.epochs} epochs: {result.status}   "
+                    f"final val {result.val_acc:.2f}% / test {test}%   proxy val {pct(record.val_acc)}%   "
                     f"{result.wall_s:.1f} s on {result.device}"))
     return 0

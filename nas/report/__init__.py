@@ -7,8 +7,9 @@ import importlib
 _EXPORTS = {
     **dict.fromkeys(["CSV_COLUMNS", "write_compare", "write_report", "write_tables"], "nas.report.files"),
     **dict.fromkeys(["inherited_line", "inherited_summary", "phase_rows", "phase_seconds"], "nas.report.phases"),
-    **dict.fromkeys(["IncrementalFront", "front_hypervolume", "front_rows", "hypervolume_curve", "hypervolume_scale",
-                     "pick_trial", "run_phase", "run_state", "trial_weights"], "nas.report.state"),
+    **dict.fromkeys(["BudgetUse", "Counts", "Event", "IncrementalFront", "RunState", "front_hypervolume", "front_rows",
+                     "hypervolume_curve", "hypervolume_scale", "pick_trial", "run_phase", "run_state", "trial_json",
+                     "trial_weights"], "nas.report.state"),
 }
 
 __all__ = sorted(_EXPORTS)

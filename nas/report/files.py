@@ -9,7 +9,7 @@ from nas.jsonio import dumps
 from nas.report.html import compare_html, report_html
 from nas.report.phases import phase_seconds
 from nas.report.plots import compare_png, hypervolume_png, pareto_png
-from nas.report.state import front_hypervolume, front_rows, hypervolume_curve, run_state
+from nas.report.state import RunState, front_hypervolume, front_rows, hypervolume_curve, run_state
 
 CSV_COLUMNS = ("rank", "trial_id", "arch_id", "val_acc", "test_acc", "macs", "params", "activation_bytes",
                "device_s", "final_val_acc", "final_test_acc", "checkpoint", "summary")
@@ -28,13 +28,13 @@ def write_tables(run_dir: str | Path, rows: list[dict]) -> list[Path]:
     return [out / "pareto.csv", out / "pareto.json"]
 
 
-def write_report(run_dir: str | Path, state: dict | None = None, rows: list[dict] | None = None) -> list[Path]:
+def write_report(run_dir: str | Path, state: RunState | None = None, rows: list[dict] | None = None) -> list[Path]:
     """Every report file in the run folder: pareto.csv/.json/.png, hypervolume.png, report.html."""
     state = state if state is not None else run_state(run_dir)
     rows = rows if rows is not None else front_rows(state)
     out = Path(run_dir)
     written = write_tables(out, rows)
-    hours, volume = hypervolume_curve(state["trials"], state["hypervolume_reference"]["macs"], phase_seconds(state["phases"]))
+    hours, volume = hypervolume_curve(state.trials, state.hypervolume_macs, phase_seconds(state.phases))
     images = {"pareto": pareto_png(state, f"{out.name}: accuracy vs multiply-adds"),
               "hypervolume": hypervolume_png([(out.name, hours, volume)])}
     for name, data in images.items():
@@ -48,12 +48,12 @@ def write_compare(run_dirs: list[str | Path], out_dir: str | Path) -> tuple[list
     """compare.png and compare.html for several runs, their hypervolumes under one reference point (its MACs returned)."""
     states = [run_state(d) for d in run_dirs]
     # one box for every run: the largest of their own boxes, so no run's front is cut off
-    scale = max((s["hypervolume_reference"]["macs"] for s in states if s["hypervolume_reference"]["macs"]), default=None)
+    scale = max((s.hypervolume_macs for s in states if s.hypervolume_macs), default=None)
     runs = []
     for d, s in zip(run_dirs, states):
-        hours, volume = hypervolume_curve(s["trials"], scale, phase_seconds(s["phases"]))
+        hours, volume = hypervolume_curve(s.trials, scale, phase_seconds(s.phases))
         runs.append({"label": _label(d, runs), "state": s, "hours": hours, "volume": volume,
-                     "hypervolume": front_hypervolume([t["metrics"] for t in s["pareto_front"]], scale),
+                     "hypervolume": front_hypervolume([t.metrics for t in s.pareto_front], scale),
                      "rows": front_rows(s)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,18 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.jsonio import dumps
-from nas.outcome import Outcome, TrialStatus
+from nas.outcome import TrialStatus
 from nas.report.phases import PHASE_HEADER, inherited_line, phase_rows
 from nas.report.state import run_phase
 from nas.report.table import COST_NOTE, cell, printable
+
+if TYPE_CHECKING:
+    from nas.arch import Arch
+    from nas.report.state import RunState
+    from nas.store.run_store import TrialRecord
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -110,30 +115,31 @@ def front_table(rows: list[dict]) -> tuple[list[str], list[list[Any]], str]:
     return header, cells, "nnl" + "n" * (inherited + 1 + retrained) + "nnnnl"
 
 
-def _stats(state: dict) -> str:
-    c, b = state["counts"], state["budget"]
-    spent = f"{b['spent_device_hours']:.3f}" + (f" / {b['gpu_hours']:g}" if b["gpu_hours"] else "")
-    hv = "-" if state["hypervolume"] is None else f"{state['hypervolume']:.4f}"
-    items = [(c["ok"], "trials finished"), (c["failed"], "failed"), (c["stopped"], "stopped early"),
-             (c["running"], "running"), (spent, "device-hours spent"), (len(state["pareto_front"]), "on the front"),
+def _stats(state: RunState) -> str:
+    c, b = state.counts, state.budget
+    spent = f"{b.spent_device_hours:.3f}" + (f" / {b.gpu_hours:g}" if b.gpu_hours else "")
+    hv = "-" if state.hypervolume is None else f"{state.hypervolume:.4f}"
+    items = [(c.ok, "trials finished"), (c.failed, "failed"), (c.stopped, "stopped early"),
+             (c.running, "running"), (spent, "device-hours spent"), (len(state.pareto_front), "on the front"),
              (hv, "hypervolume")]
     return '<div class="stats">' + "".join(f"<div class=\"stat\"><b>{_e(v)}</b><span>{_e(k)}</span></div>"
                                            for v, k in items) + "</div>"
 
 
-def _phases(state: dict) -> str:
+def _phases(state: RunState) -> str:
     """The work recorded before the children, and how inherited scores ranked them, when the run has either."""
-    rows, line = phase_rows(state.get("phases")), inherited_line(state)
+    rows, line = phase_rows(state.phases), inherited_line(state)
     table = _table(PHASE_HEADER, rows, "lnl") if rows else ""
     return ("<h2>Phases before the children</h2>" + table if rows else "") + (f"<p>{_e(line)}</p>" if line else "")
 
 
-def _cost_table(arch_dict: dict) -> str:
-    from nas.arch import Arch
+def _cost_table(arch: Arch | None) -> str:
     from nas.model.cost import arch_cost
 
     try:
-        cost = arch_cost(Arch.from_dict(arch_dict), detail=True)
+        if arch is None:
+            raise ValueError("the stored record holds no architecture")
+        cost = arch_cost(arch, detail=True)
     except (ValueError, KeyError, TypeError) as err:
         return f'<p class="warn">no cost table: {_e(err)}</p>'
     grouped = any(r.groups > 1 for r in cost.layers)
@@ -152,8 +158,8 @@ def _cost_table(arch_dict: dict) -> str:
             f'<p class="muted">{_e(COST_NOTE)}; params {cost.params:,}, MACs {cost.macs:,}</p></details>')
 
 
-def _card(state: dict, row: dict, record: dict) -> str:
-    run = shlex.quote(state["run_dir"])
+def _card(state: RunState, row: dict, record: TrialRecord) -> str:
+    run = shlex.quote(state.run_dir)
     name = f" · {row['arch_name']}" if row.get("arch_name") else ""
     weights = (f"trained weights kept: {row['checkpoint']}" if row.get("checkpoint")
                else "no trained weights kept (export writes the architecture untrained)")
@@ -167,16 +173,16 @@ def _card(state: dict, row: dict, record: dict) -> str:
             f"{_e(device)} device-s</p>"
             f'<p class="muted">{_e(weights)}</p>'
             f"<pre>nas export {_e(run)} --pareto-index {_e(row['rank'])} -o model.py</pre>"
-            f"{_cost_table(record['arch'])}</div>")
+            f"{_cost_table(record.arch)}</div>")
 
 
-def _failures(state: dict) -> str:
-    failed = [t for t in state["trials"] if Outcome.parse(t["status"]).unusable]
+def _failures(state: RunState) -> str:
+    failed = [t for t in state.trials if t.outcome.unusable]
     if not failed:
         return "<p>None.</p>"
     by_reason: dict[str, list[int]] = {}
     for t in failed:
-        by_reason.setdefault(t["status"], []).append(t["trial_id"])
+        by_reason.setdefault(t.status, []).append(t.trial_id)
     rows = []
     for reason, ids in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         shown = ", ".join(str(i) for i in ids[:20]) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
@@ -184,59 +190,58 @@ def _failures(state: dict) -> str:
     return _table(["reason", "trials", "trial ids"], rows, "lnl")
 
 
-def _running(state: dict, now: float) -> str:
-    from nas.arch import Arch
+def _running(state: RunState, now: float) -> str:
     from nas.model.summary import summarize
 
     rows = []
-    for t in state["trials"]:
-        if Outcome.parse(t["status"]).status is TrialStatus.RUNNING:
+    for t in state.trials:
+        if t.outcome.status is TrialStatus.RUNNING:
             try:
-                text = summarize(Arch.from_dict(t["arch"]))
+                text = summarize(t.arch) if t.arch is not None else "(unreadable architecture)"
             except (ValueError, KeyError, TypeError):
                 text = "(unreadable architecture)"
-            since = f"{(now - t['started']) / 60:.1f} min ago" if t.get("started") else "-"
-            rows.append([t["trial_id"], t["arch_id"], since, t["attempts"], text])
+            since = f"{(now - t.started) / 60:.1f} min ago" if t.started else "-"
+            rows.append([t.trial_id, t.arch_id, since, t.attempts, text])
     return _table(["trial", "arch id", "started", "attempts", "architecture"], rows, "nllnl")
 
 
-def _settings(state: dict) -> str:
-    rows = [[k, v if isinstance(v, str) else dumps(v)] for k, v in sorted(state["settings"].items())]
+def _settings(state: RunState) -> str:
+    rows = [[k, v if isinstance(v, str) else dumps(v)] for k, v in sorted(state.settings.items())]
     return _table(["setting", "value"], rows)
 
 
-def report_html(state: dict, rows: list[dict], images: dict[str, bytes], now: float | None = None) -> str:
+def report_html(state: RunState, rows: list[dict], images: dict[str, bytes], now: float | None = None) -> str:
     """The whole report page of one run."""
     now = time.time() if now is None else now
     header, cells, numeric = front_table(rows)
-    s = state["settings"]
-    parts = [f"<h1>nas run report</h1><p class=\"sub\">{_e(state['run_dir'])}</p>",
+    s = state.settings
+    parts = [f"<h1>nas run report</h1><p class=\"sub\">{_e(state.run_dir)}</p>",
              f"<p>{_e(s.get('space', '?'))} space · {_e(s.get('controller', '?'))} controller · "
-             f"{_e(s.get('dataset', '?'))} · objectives {_e(', '.join(state['objectives']))} · {_e(run_phase(state))}</p>",
+             f"{_e(s.get('dataset', '?'))} · objectives {_e(', '.join(state.objectives))} · {_e(run_phase(state))}</p>",
              _stats(state), _phases(state), "<h2>Accuracy vs multiply-adds</h2>",
              _img(images["pareto"], "accuracy vs multiply-adds of every trial, the Pareto front highlighted",
                   "Grey: finished trials. Blue: the Pareto front, numbered by rank K. Stars: reference "
                   "architectures trained with the same recipe (when the run has them). FLOPs are multiply-adds."),
              _img(images["hypervolume"], "front hypervolume against device-hours",
-                  f"Reference point: 0% accuracy and {si(state['hypervolume_reference']['macs'])} MACs."),
+                  f"Reference point: 0% accuracy and {si(state.hypervolume_macs)} MACs."),
              f"<h2>Pareto front ({len(rows)})</h2>",
              _table(header, cells, numeric) if rows else "<p>No finished trials yet.</p>",
              '<p class="muted">inherited val: scored with inherited weights in a phase before the children (e.g. a supernet); '
              'proxy val: the search\'s short training from scratch; final: <code>nas retrain</code>. '
              "MACs are multiply-adds; activation memory is every layer output at float32, batch 1.</p>"]
-    refs = state.get("references", [])
+    refs = state.references
     if refs:
         parts += ["<h2>Reference architectures</h2>",
                   _table(["reference", "trial", "val %", "MACs", "params"],
-                         [[t["metrics"]["reference"], t["trial_id"], pct(t["val_acc"]), si(t["macs"]), si(t["params"])]
+                         [[t.reference, t.trial_id, pct(t.val_acc), si(t.macs), si(t.params)]
                           for t in refs], "lnnnn")]
     parts.append("<h2>Front architectures</h2>")
-    parts += [_card(state, row, record) for row, record in zip(rows, state["pareto_front"])]
-    if state["counts"]["running"]:
-        parts += [f"<h2>Running ({state['counts']['running']})</h2>", _running(state, now)]
-    parts += [f"<h2>Failures ({state['counts']['failed']})</h2>", _failures(state), "<h2>Settings</h2>", _settings(state),
+    parts += [_card(state, row, record) for row, record in zip(rows, state.pareto_front)]
+    if state.counts.running:
+        parts += [f"<h2>Running ({state.counts.running})</h2>", _running(state, now)]
+    parts += [f"<h2>Failures ({state.counts.failed})</h2>", _failures(state), "<h2>Settings</h2>", _settings(state),
               f'<p class="muted">Generated {_e(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)))} by nas report.</p>']
-    return _page(f"nas report: {state['run_dir']}", "\n".join(parts))
+    return _page(f"nas report: {state.run_dir}", "\n".join(parts))
 
 
 def compare_html(runs: list[dict], scale: float | None, image: bytes) -> str:
@@ -244,18 +249,18 @@ def compare_html(runs: list[dict], scale: float | None, image: bytes) -> str:
     summary = []
     for r in runs:
         s = r["state"]
-        best = max((t["val_acc"] for t in s["pareto_front"] if t["val_acc"] is not None), default=None)
-        summary.append([r["label"], s["settings"].get("controller", "?"), s["counts"]["ok"], s["counts"]["failed"],
-                        f"{s['budget']['spent_device_hours']:.3f}", len(s["pareto_front"]), pct(best),
+        best = max((t.val_acc for t in s.pareto_front if t.val_acc is not None), default=None)
+        summary.append([r["label"], s.settings.get("controller", "?"), s.counts.ok, s.counts.failed,
+                        f"{s.budget.spent_device_hours:.3f}", len(s.pareto_front), pct(best),
                         "-" if r["hypervolume"] is None else f"{r['hypervolume']:.4f}"])
     parts = ["<h1>nas run comparison</h1>",
-             f'<p class="sub">{_e(" · ".join(r["state"]["run_dir"] for r in runs))}</p>',
+             f'<p class="sub">{_e(" · ".join(r["state"].run_dir for r in runs))}</p>',
              _img(image, "Pareto fronts and hypervolume against device-hours of the compared runs",
                   f"Hypervolume reference point, common to every run: 0% accuracy and {si(scale)} MACs."),
              "<h2>Runs</h2>",
              _table(["run", "controller", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
                     summary, "llnnnnnn")]
-    counts = Counter(r["state"]["settings"].get("dataset") for r in runs)
+    counts = Counter(r["state"].settings.get("dataset") for r in runs)
     if len(counts) > 1:
         parts.append(f'<p class="warn">These runs use different data sets ({_e(", ".join(map(str, counts)))}); '
                      "their accuracies are not comparable.</p>")

@@ -41,9 +41,9 @@ def inherited_summary(inherited: list[dict], trials: list) -> dict:
             "kendall_tau": tau, "spearman_rho": rho}
 
 
-def inherited_line(state: dict) -> str | None:
+def inherited_line(state) -> str | None:
     """How inherited scores ranked the children trained from scratch, in one line (None without inherited scores)."""
-    summary = state.get("weight_sharing")
+    summary = state.inherited  # a RunState
     if not summary:
         return None
     best = "-" if summary["best_inherited_val_acc"] is None else f"{summary['best_inherited_val_acc']:.2f}%"

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nas.outcome import Outcome, TrialStatus
+from nas.outcome import TrialStatus
+
+if TYPE_CHECKING:
+    from nas.report.state import RunState
+    from nas.store.run_store import TrialRecord
 
 MACS_LABEL = "multiply-adds (MACs)"
 ACC_LABEL = "validation accuracy (%)"
@@ -32,21 +37,20 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _points(trials: list[dict], status: TrialStatus = TrialStatus.OK) -> np.ndarray:
+def _points(trials: Sequence[TrialRecord], status: TrialStatus = TrialStatus.OK) -> np.ndarray:
     """(macs, val_acc) of the searched (non-reference) trials with this status and usable numbers."""
-    pts = [(t["macs"], t["val_acc"]) for t in trials
-           if Outcome.parse(t["status"]).status is status and not t["metrics"].get("reference") and _usable(t)]
+    pts = [(t.macs, t.val_acc) for t in trials if t.outcome.status is status and not t.reference and _usable(t)]
     return np.array(pts, float).reshape(-1, 2)
 
 
-def _usable(t: dict) -> bool:
-    acc, macs = t.get("val_acc"), t.get("macs")
+def _usable(t: TrialRecord) -> bool:
+    acc, macs = t.val_acc, t.macs
     return isinstance(acc, (int, float)) and math.isfinite(acc) and isinstance(macs, (int, float)) and macs > 0
 
 
-def _envelope(front: list[dict]) -> np.ndarray:
+def _envelope(front: Sequence[TrialRecord]) -> np.ndarray:
     """The staircase through the front: points whose accuracy beats every cheaper one (all of a 2-D front)."""
-    pts = sorted((t["macs"], t["val_acc"]) for t in front if _usable(t))
+    pts = sorted((t.macs, t.val_acc) for t in front if _usable(t))
     out, best = [], -math.inf
     for macs, acc in pts:
         if acc > best:
@@ -61,7 +65,7 @@ def _legend(ax: Any, **kwargs: Any) -> None:
         text.set_parse_math(False)
 
 
-def _draw_front(ax: Any, front: list[dict], color: str, label: str, numbered: bool, right: float) -> None:
+def _draw_front(ax: Any, front: Sequence[TrialRecord], color: str, label: str, numbered: bool, right: float) -> None:
     stairs = _envelope(front)
     if len(stairs):
         # steps-post: the best accuracy reachable at a given MACs is the last front point left of it,
@@ -69,18 +73,18 @@ def _draw_front(ax: Any, front: list[dict], color: str, label: str, numbered: bo
         xs = np.append(stairs[:, 0], max(right, stairs[-1, 0]))
         ys = np.append(stairs[:, 1], stairs[-1, 1])
         ax.plot(xs, ys, drawstyle="steps-post", color=color, lw=1.6, alpha=0.9, zorder=3)
-    pts = np.array([(t["macs"], t["val_acc"]) for t in front if _usable(t)], float).reshape(-1, 2)
+    pts = np.array([(t.macs, t.val_acc) for t in front if _usable(t)], float).reshape(-1, 2)
     ax.scatter(pts[:, 0], pts[:, 1], s=42, color=color, edgecolor="white", linewidth=0.8, zorder=4, label=label)
     if numbered:  # rank labels, skipping any that would sit on the previous one in a crowded stretch
         last = None
         for rank, t in enumerate(front):
             if not _usable(t):
                 continue
-            at = ax.transData.transform((t["macs"], t["val_acc"]))
+            at = ax.transData.transform((t.macs, t.val_acc))
             if last is not None and np.hypot(*(at - last)) < 16:
                 continue
             last = at
-            ax.annotate(str(rank), (t["macs"], t["val_acc"]), textcoords="offset points", xytext=(5, -11),
+            ax.annotate(str(rank), (t.macs, t.val_acc), textcoords="offset points", xytext=(5, -11),
                         fontsize=8, color=color, zorder=5)
 
 
@@ -98,14 +102,14 @@ def _axes_limits(ax: Any, macs: np.ndarray, acc: np.ndarray) -> float:
     return right
 
 
-def pareto_png(state: dict, title: str) -> bytes:
+def pareto_png(state: RunState, title: str) -> bytes:
     """All finished children in grey, the front highlighted as a numbered staircase, references labelled."""
     fig = Figure(figsize=(8.0, 5.0))
     ax = fig.add_subplot()
     fig.subplots_adjust(left=0.09, right=0.96, bottom=0.11, top=0.93)  # fixed: tight_layout costs 0.15 s a figure
-    ok, stopped = _points(state["trials"]), _points(state["trials"], TrialStatus.STOPPED)
-    refs = [t for t in state.get("references", []) if _usable(t)]
-    every = np.vstack([ok, stopped, np.array([(t["macs"], t["val_acc"]) for t in refs], float).reshape(-1, 2)])
+    ok, stopped = _points(state.trials), _points(state.trials, TrialStatus.STOPPED)
+    refs = [t for t in state.references if _usable(t)]
+    every = np.vstack([ok, stopped, np.array([(t.macs, t.val_acc) for t in refs], float).reshape(-1, 2)])
     ax.set_xscale("log")  # before anything is placed: label spacing is measured on screen
     right = _axes_limits(ax, every[:, 0], every[:, 1])
     if len(ok):
@@ -115,12 +119,12 @@ def pareto_png(state: dict, title: str) -> bytes:
     if len(stopped):
         ax.scatter(stopped[:, 0], stopped[:, 1], s=10, marker="x", color="#c8c8c8", linewidth=0.8,
                    label=f"stopped early ({len(stopped):,}, low fidelity)", zorder=1)
-    front = state["pareto_front"]
+    front = state.pareto_front
     if front:
         _draw_front(ax, front, COLORS[0], f"Pareto front ({len(front)})", len(front) <= 40, right)
     for t in refs:
-        ax.scatter([t["macs"]], [t["val_acc"]], marker="*", s=130, color="black", zorder=6)
-        ax.annotate(str(t["metrics"]["reference"]), (t["macs"], t["val_acc"]), textcoords="offset points",
+        ax.scatter([t.macs], [t.val_acc], marker="*", s=130, color="black", zorder=6)
+        ax.annotate(str(t.reference), (t.macs, t.val_acc), textcoords="offset points",
                     xytext=(6, 4), fontsize=8, zorder=6, parse_math=False)
     if refs:
         ax.scatter([], [], marker="*", s=130, color="black", label="reference architectures, same recipe")
@@ -167,7 +171,7 @@ def compare_png(runs: list[dict]) -> bytes:
     """Left: every run's front (and its trials, faint); right: their hypervolumes on one device-hours axis."""
     fig = Figure(figsize=(13.0, 5.0))
     ax, ax_hv = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    points = [_points(run["state"]["trials"]) for run in runs]
+    points = [_points(run["state"].trials) for run in runs]
     allpts = np.vstack(points) if points else np.zeros((0, 2))
     ax.set_xscale("log")
     right = _axes_limits(ax, allpts[:, 0], allpts[:, 1])
@@ -175,8 +179,8 @@ def compare_png(runs: list[dict]) -> bytes:
         color = COLORS[k % len(COLORS)]
         if len(pts):
             ax.scatter(pts[:, 0], pts[:, 1], s=7, color=color, alpha=0.15, linewidth=0, rasterized=True, zorder=1)
-        if run["state"]["pareto_front"]:
-            _draw_front(ax, run["state"]["pareto_front"], color, f"{run['label']} ({len(run['state']['pareto_front'])})",
+        if run["state"].pareto_front:
+            _draw_front(ax, run["state"].pareto_front, color, f"{run['label']} ({len(run['state'].pareto_front)})",
                         False, right)
     ax.set_xlabel(MACS_LABEL)
     ax.set_ylabel(ACC_LABEL)

@@ -71,6 +71,27 @@ class TrialRecord:
     def ok(self) -> bool:
         return self.outcome.status is TrialStatus.OK
 
+    @property
+    def val_acc(self) -> float | None:
+        return self.metrics.get("val_acc")
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.metrics.get("test_acc")
+
+    @property
+    def macs(self) -> float | None:
+        return self.metrics.get("macs")
+
+    @property
+    def params(self) -> float | None:
+        return self.metrics.get("params")
+
+    @property
+    def reference(self) -> str | None:
+        """The name of a reference architecture trained in the run (kept out of the front), else None."""
+        return self.metrics.get("reference")
+
     def to_dict(self) -> dict:
         """Plain JSON-able fields, as the store's columns hold them."""
         d = {k: v for k, v in self.__dict__.items() if k != "outcome"}
