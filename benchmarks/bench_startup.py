@@ -24,7 +24,8 @@ HEAVY = ("torch", "ray", "optuna", "matplotlib", "scipy", "sklearn")
 def run(args: list[str], env: dict) -> float:
     """Wall seconds of one `python -m nas ARGS` (its output discarded)."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nas", *args], env=env, check=True,
+    # cwd: `python -m` puts the working directory first on sys.path, so it decides which nas runs
+    subprocess.run([sys.executable, "-m", "nas", *args], env=env, check=True, cwd=env["NAS_BENCH_ROOT"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
@@ -32,6 +33,7 @@ def run(args: list[str], env: dict) -> float:
 def heavy_imports(args: list[str], env: dict) -> list[str]:
     """Which HEAVY packages the command imports (top-level names seen by -X importtime)."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "nas", *args], env=env, text=True,
+                          cwd=env["NAS_BENCH_ROOT"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     names = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
     return sorted(names & set(HEAVY))
@@ -42,9 +44,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--root", type=Path, help="run another checkout's code (sets PYTHONPATH)")
     args = parser.parse_args()
-    env = dict(os.environ)
-    if args.root:
-        env["PYTHONPATH"] = str(args.root.resolve())
+    root = (args.root or Path(__file__).resolve().parents[1]).resolve()
+    env = {**os.environ, "PYTHONPATH": str(root), "NAS_BENCH_ROOT": str(root)}
     results = {}
     for name, argv in COMMANDS.items():
         run(argv, env)  # warm the file cache

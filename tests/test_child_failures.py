@@ -12,6 +12,7 @@ import sqlite3
 import pytest
 
 from nas.cli import main
+from nas.report import run_state
 from nas.search import SearchSettings
 from nas.search.cluster import trial_slots
 
@@ -54,6 +55,9 @@ def test_failing_children_are_recorded_with_reason_and_traceback_and_the_search_
         assert error.startswith("Traceback") and "RuntimeError" in error
         assert attempts == 1  # a child's own exception is not a lost worker: no retry
     assert all(r[2] is None for r in rows if r[1] == "ok")
+    for trial in run_state(run).trials:  # the child's metrics only: no Tune bookkeeping, no flattened config
+        assert not [k for k in trial.metrics if k.startswith("config/") or k in ("hostname", "pid", "experiment_tag")]
+    assert {"val_acc", "macs", "params", "device_s"} <= set(next(t for t in run_state(run).trials if t.ok).metrics)
     before = rows
     capsys.readouterr()
     assert main(["search", "--resume", str(run)]) == 0  # a finished run resumes to nothing new

@@ -26,6 +26,16 @@ from nas.search.settings import SearchSettings
 from nas.store.run_store import RunStore
 from nas.train.trainer import failure_status
 
+# What Tune adds to every result (bookkeeping, the flattened config): not the child's metrics.
+TUNE_RESULT_KEYS = frozenset({"trial_id", "timestamp", "checkpoint_dir_name", "done", "training_iteration", "date",
+                              "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+                              "iterations_since_restore", "experiment_tag"})
+
+
+def _child_metric(key: str) -> bool:
+    """Whether a result key is the child's own (the traceback is stored apart, in the trial's error)."""
+    return key != "error" and key not in TUNE_RESULT_KEYS and not key.startswith("config/")
+
 
 class ControllerSearcher(Searcher):
     """Tune drives the controller: suggest -> ask, on_trial_complete -> tell (+ the store)."""
@@ -86,8 +96,7 @@ class ControllerSearcher(Searcher):
             outcome = STOPPED  # ended early by the scheduler; its accuracy is low-fidelity
         else:
             outcome = Outcome.parse(str(result.get("status", "failed: no result")))
-        metrics = {k: v for k, v in result.items()
-                   if isinstance(v, (int, float, str, bool)) and k not in ("trial_id", "error")}
+        metrics = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and _child_metric(k)}
         metrics["device_s"] = device_s
         metrics.update(self.controller.annotations(self.controller.pending.get(trial_id, [])))
         checkpoint = self._finish(trial_id, outcome, metrics, device_s, result.get("error"))
