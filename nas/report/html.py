@@ -19,7 +19,7 @@ from nas.jsonio import dumps
 from nas.outcome import TrialStatus
 from nas.report.phases import PHASE_HEADER, inherited_line, phase_rows
 from nas.report.state import run_phase
-from nas.report.table import COST_NOTE, cell, printable
+from nas.report.table import COST_NOTE, cell, cost_rows, printable
 
 if TYPE_CHECKING:
     from nas.arch import Arch
@@ -142,16 +142,8 @@ def _cost_table(arch: Arch | None) -> str:
         cost = arch_cost(arch, detail=True)
     except (ValueError, KeyError, TypeError) as err:
         return f'<p class="warn">no cost table: {_e(err)}</p>'
-    grouped = any(r.groups > 1 for r in cost.layers)
-    header = ["layer", "kind", "in C", "in H/W", "filters", "kernel", "stride", "pad", *(["groups"] if grouped else []),
-              "out C", "out H/W", "memory KB", "params k", "MFLOP"]
-    rows = []
-    for r in cost.layers:
-        spatial, window = r.kind != "linear", r.kind in ("conv", "pool")
-        rows.append([r.name, r.kind, r.c_in, f"{r.h_in}x{r.w_in}" if spatial else "",
-                     r.c_out if r.kind in ("conv", "linear") else "", *((r.kernel, r.stride, r.padding) if window else ("",) * 3),
-                     *([r.groups if r.kind == "conv" else ""] if grouped else []), r.c_out,
-                     f"{r.h_out}x{r.w_out}" if spatial else "", cell(r.act_bytes / 1024), cell(r.params / 1000), cell(r.macs / 1e6)])
+    header, layers = cost_rows(cost)
+    rows = [["" if v is None else cell(v) if isinstance(v, float) else v for v in row] for row in layers]
     rows.append(["total", *[""] * (len(header) - 4), cell(cost.activation_bytes / 1024), cell(cost.params / 1000), cell(cost.macs / 1e6)])
     table = _table(header, rows, "ll" + "n" * (len(header) - 2))
     return (f"<details><summary>per-layer cost ({len(cost.layers)} layers)</summary>{table}"

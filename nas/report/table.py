@@ -76,12 +76,8 @@ def _hw(h: int, w: int) -> str:
     return str(h) if h == w else f"{h}x{w}"
 
 
-def cost_table(cost: Any) -> str:
-    """The course's per-layer table of a `nas.model.cost.Cost` (computed with detail=True), totals and a note.
-
-    Filters are shown for conv and linear layers; kernel, stride and padding for conv and pooling
-    windows; a groups column appears when some conv is grouped.
-    """
+def cost_rows(cost: Any) -> tuple[list[str], list[list]]:
+    """Header and per-layer rows of the course's cost table (None where a column does not apply to a layer)."""
     grouped = any(r.groups > 1 for r in cost.layers)
     header = ["layer", "kind", "in C", "in H/W", "filters", "kernel", "stride", "pad", *(["groups"] if grouped else []),
               "out C", "out H/W", "memory KB", "params k", "MFLOP"]
@@ -94,6 +90,16 @@ def cost_table(cost: Any) -> str:
                      *([r.groups if r.kind == "conv" else None] if grouped else []),
                      r.c_out, _hw(r.h_out, r.w_out) if spatial else None,
                      r.act_bytes / 1024, r.params / 1000, r.macs / 1e6])
+    return header, rows
+
+
+def cost_table(cost: Any) -> str:
+    """The course's per-layer table of a `nas.model.cost.Cost` (computed with detail=True), totals and a note.
+
+    Filters are shown for conv and linear layers; kernel, stride and padding for conv and pooling
+    windows; a groups column appears when some conv is grouped.
+    """
+    header, rows = cost_rows(cost)
     total = ["total", *[None] * (len(header) - 4), cost.activation_bytes / 1024, cost.params / 1000, cost.macs / 1e6]
     align = "ll" + "r" * (len(header) - 2)
     summary = (f"params {cost.params:,}   MACs {cost.macs:,} (conv+linear {cost.conv_linear_macs:,})   "
