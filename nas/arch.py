@@ -160,7 +160,8 @@ class Arch:
         """Parse a dict as to_dict writes it; raises ValueError naming the bad field."""
         if not isinstance(data, Mapping):
             raise ValueError("architecture JSON must be an object")
-        unknown = set(data) - {"input", "classes", "stem", "stages", "head", "name", "arch_id"}
+        # input_contract: what an export records beside the architecture (nas.model.export); not part of it
+        unknown = set(data) - {"input", "classes", "stem", "stages", "head", "name", "arch_id", "input_contract"}
         if unknown:
             raise ValueError(f"unknown architecture field(s) {sorted(unknown)}")
         try:

@@ -47,7 +47,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     recipe = replace(with_overrides(settings.recipe(), batch_size=args.batch_size, lr=args.lr), epochs=args.epochs,
                      train_fraction=1.0, resolution=0, device=args.device, threads=0, eval_test=True)
     splits = load_splits(settings.dataset, data_dir=settings.data_dir, val_fraction=settings.val_fraction, seed=settings.seed)
-    checkpoint = Path(args.run_dir) / "checkpoints" / f"retrain_trial_{record.trial_id}_e{args.epochs}.pt"
+    checkpoint = _new_checkpoint(Path(args.run_dir) / "checkpoints", record.trial_id, args.epochs)
     result = train_child(record.arch, splits, recipe, checkpoint=checkpoint)
     metrics = {k: v for k, v in result.to_dict().items() if k != "history"}
     store = RunStore(args.run_dir)
@@ -56,11 +56,23 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                           str(checkpoint) if checkpoint.exists() else None)
     finally:
         store.close()
+    saved = str(checkpoint) if checkpoint.exists() else None
     if args.json:
-        print(dumps({"trial_id": record.trial_id, "proxy_val_acc": record.val_acc, **metrics}))
+        print(dumps({"trial_id": record.trial_id, "proxy_val_acc": record.val_acc, **metrics, "checkpoint": saved}))
         return 0
     test = pct(result.test_acc)
     print(printable(f"trial {record.trial_id} ({record.arch_id}) retrained {result.epochs} epochs: {result.status}   "
                     f"final val {result.val_acc:.2f}% / test {test}%   proxy val {pct(record.val_acc)}%   "
                     f"{result.wall_s:.1f} s on {result.device}"))
+    print(printable(f"weights saved to {saved}" if saved else "no weights saved (the training did not finish)"))
     return 0
+
+
+def _new_checkpoint(folder: Path, trial_id: int, epochs: int) -> Path:
+    """A file name no earlier retrain used: retrain_trial_T_eE.pt, then _2, _3, ..."""
+    stem, n = f"retrain_trial_{trial_id}_e{epochs}", 1
+    path = folder / f"{stem}.pt"
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}.pt"
+    return path

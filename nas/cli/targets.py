@@ -4,6 +4,7 @@ A target is one of
   * a path to an architecture JSON file (as `Arch.to_json` writes it; `arch_id` is ignored),
   * an inline JSON object (``{"input": ...}``), or an object holding one under ``"arch"``
     (a trial record as `nas report --json` prints it),
+  * a checkpoint file (``.pt``, ``.pth``, ``.ckpt`` as `nas train --checkpoint` writes it): its ``arch`` field,
   * a reference name (``resnet18``, ``mobilenet_v2``, ... -- see `nas.model.reference.REFERENCES`),
   * ``SPACE:i,j,k,...`` -- the space's decision indices in `SearchSpace.encode` order; SPACE is a
     built-in space name or a .yaml path. Without commas, ``SPACE:22212220`` reads one digit per
@@ -27,6 +28,7 @@ from typing import IO
 
 from nas.arch import Arch
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # a checkpoint as nas train / a search write it
 CELL_STRING_SPACE = "nasbench201"  # the space a bare |op~0|+... string refers to
 _CELL_DECISION = re.compile(r"^cell\.(\d+)<-(\d+)$")
 
@@ -102,6 +104,8 @@ def _resolve(text: str, label: str, input, classes) -> Arch:
     if sep and _is_space_name(space):
         return _checked(_from_space(space, rest, input, classes), label, None, None)
     path = Path(text)
+    if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
+        return _checked(_from_checkpoint(path), text, input, classes)
     if path.is_file() and path.suffix not in (".yaml", ".yml"):
         return _checked(_from_file(path), text, input, classes)
     if _is_space_name(text):
@@ -149,6 +153,16 @@ def _from_json(text: str, label: str) -> Arch:
         return Arch.from_dict(data)
     except ValueError as err:
         raise TargetError(_said(label, str(err))) from None
+
+
+def _from_checkpoint(path: Path) -> Arch:
+    """A checkpoint's architecture (its arch field); errors name the file and field."""
+    from nas.model.checkpoint import load_checkpoint
+
+    try:
+        return load_checkpoint(path)[1]
+    except ValueError as err:  # CheckpointError
+        raise TargetError(str(err)) from None
 
 
 def _from_file(path: Path) -> Arch:

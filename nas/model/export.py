@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
 import keyword
 import math
 import warnings
@@ -40,6 +41,50 @@ _DEFAULT_NAMES = {"py": "model.py", "torchscript": "model.pt", "onnx": "model.on
 
 class ExportError(ValueError):
     """An architecture or checkpoint that cannot be exported."""
+
+
+# The input contract: what the network expects, so an exported model can be fed raw images. The trainer
+# holds images as uint8 0..255 and feeds (x - 255 * mean) / (255 * std), resized to the network's input.
+CONTRACT_FIELDS = ("dataset", "input_shape", "dtype", "value_range", "mean", "std", "classes")
+
+
+def input_contract(input_shape, classes: int, mean, std, dataset: str | None = None) -> dict:
+    """The input contract of a network trained on a data set with these per-channel mean/std (in [0,1])."""
+    c = int(input_shape[0])
+    mean, std = list(mean), list(std)
+    # Broadcast a one-channel mean/std the way the trainer does (DeviceData), so the contract is per channel.
+    mean = mean[:c] if len(mean) >= c else mean * c
+    std = std[:c] if len(std) >= c else std * c
+    return {"dataset": dataset, "input_shape": [int(v) for v in input_shape], "dtype": "uint8",
+            "value_range": [0, 255], "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+            "classes": int(classes)}
+
+
+def check_contract(where: str, value: Any) -> dict:
+    """value as an input contract, or an ExportError naming where and the field at fault."""
+    if not isinstance(value, dict):
+        raise ExportError(f"{where}: input contract must be a dict, not a {type(value).__name__}")
+    missing = [f for f in CONTRACT_FIELDS if f not in value]
+    if missing:
+        raise ExportError(f"{where}: input contract has no field {', '.join(missing)}")
+    shape, c = value["input_shape"], None
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(type(v) is int and v > 0 for v in shape)):
+        raise ExportError(f"{where}: input contract field input_shape must be 3 positive ints (C,H,W), not {shape!r}")
+    c = shape[0]
+    for name in ("mean", "std"):
+        vals = value[name]
+        if not (isinstance(vals, (list, tuple)) and len(vals) == c
+                and all(type(v) in (int, float) and math.isfinite(v) for v in vals)):
+            raise ExportError(f"{where}: input contract field {name} must be {c} finite numbers, not {vals!r}")
+    if any(v <= 0 for v in value["std"]):
+        raise ExportError(f"{where}: input contract field std must be positive, not {value['std']!r}")
+    if type(value["classes"]) is not int or value["classes"] < 1:
+        raise ExportError(f"{where}: input contract field classes must be a positive int, not {value['classes']!r}")
+    if value["dataset"] is not None and type(value["dataset"]) is not str:
+        raise ExportError(f"{where}: input contract field dataset must be a name, not {value['dataset']!r}")
+    if value["dtype"] != "uint8" or list(value["value_range"]) != [0, 255]:
+        raise ExportError(f"{where}: input contract fields dtype/value_range must be uint8 and [0, 255]")
+    return {k: value[k] for k in CONTRACT_FIELDS}
 
 
 def literal(value: Any) -> str:
@@ -171,8 +216,46 @@ def _imports(names: set[str], imports: dict[str, tuple]) -> str:
     return "\n\n".join("\n".join(group) for group in (stdlib, third) if group)
 
 
-def export_source(arch: Arch) -> str:
-    """Standalone PyTorch source defining build_model() for arch; its module matches nas.model.build.build_model."""
+_FEED = {True: "Feed raw images through preprocess().",
+         False: "No input contract was recorded: normalise inputs as in training."}
+
+
+def _contract_source(contract: dict | None) -> str:
+    """The constants and preprocess() of the input contract (every value through literal)."""
+    if contract is None:
+        return ("# No input contract was recorded (the data set the weights were trained on is unknown):\n"
+                "# feed inputs normalised as they were in training.\nINPUT_CONTRACT = None\n")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in contract.items()}
+    return f'''# The input contract: the network was trained on {literal(values["dataset"])} images as uint8 0..255,
+# normalised per channel as (x - 255 * mean) / (255 * std). preprocess() does exactly that.
+INPUT_CONTRACT = {{
+    "dataset": {literal(values["dataset"])},
+    "input_shape": {literal(values["input_shape"])},
+    "dtype": {literal(values["dtype"])},
+    "value_range": {literal(values["value_range"])},
+    "mean": {literal(values["mean"])},
+    "std": {literal(values["std"])},
+    "classes": {literal(values["classes"])},
+}}
+
+
+def preprocess(x) -> torch.Tensor:
+    """Images (uint8 or float on the 0..255 scale; N,C,H,W or C,H,W) as the normalised batch the network expects."""
+    x = torch.as_tensor(x)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    c, h, w = INPUT_CONTRACT["input_shape"]
+    if tuple(x.shape[-2:]) != (h, w):  # resized as the trainer resizes (bilinear, antialiased, back to uint8 levels)
+        x = torch.nn.functional.interpolate(x.float(), size=(h, w), mode="bilinear", antialias=True,
+                                            align_corners=False).round().clamp(0, 255)
+    mean = torch.tensor(INPUT_CONTRACT["mean"]).view(1, c, 1, 1) * 255
+    std = torch.tensor(INPUT_CONTRACT["std"]).view(1, c, 1, 1) * 255
+    return (x.float() - mean) / std
+'''
+
+
+def export_source(arch: Arch, contract: dict | None = None, weights_name: str = "model.pt") -> str:
+    """Standalone PyTorch source defining build_model() (and preprocess() given an input contract) for arch."""
     p = plan(arch)
     calls = [*p.stem, *(call for stage in p.stages for call in stage)]
     classes = {call.cls for call in calls}
@@ -195,6 +278,8 @@ def export_source(arch: Arch) -> str:
     mentioned = {"torch", "nn"}.union(*(u.names for u in chosen))  # build_model and __main__ use torch, nn
     import_block = _imports({n for n in mentioned if n in imports and n not in units}, imports)
 
+    if contract is not None:
+        contract = check_contract("input contract", contract)
     cost = arch_cost(arch)
     head_defaults = inspect.signature(Head.__init__).parameters
     head_args = [literal(p.head_c_in), "NUM_CLASSES"] + [
@@ -208,7 +293,8 @@ def export_source(arch: Arch) -> str:
 
 Input {literal(tuple(arch.input))}, {arch.classes} classes; {cost.params:,} parameters and {cost.macs:,} multiply-adds
 per image (FLOPs are multiply-adds). Needs only torch; parameter names match nas checkpoints, so
-`build_model().load_state_dict(torch.load("model.pt", weights_only=True))` restores trained weights.
+`build_model().load_state_dict(torch.load("model.pt", weights_only=True))` restores trained weights,
+and `load_model()` does so from the weights file beside this one. {_FEED[contract is not None]}
 """
 
 from __future__ import annotations
@@ -219,7 +305,9 @@ ARCH_ID = {literal(arch.arch_id)}
 ARCH_NAME = {literal(arch.name)}
 INPUT_SHAPE = {literal(tuple(arch.input))}
 NUM_CLASSES = {literal(arch.classes)}
+WEIGHTS_FILE = {literal(weights_name)}  # beside this file; written when the export had weights
 
+{_contract_source(contract)}
 
 {''.join(text + chr(10) * 3 for text in body)}def build_model() -> nn.Module:
     """The network, freshly initialised (call .eval() and load weights for inference)."""
@@ -230,8 +318,23 @@ NUM_CLASSES = {literal(arch.classes)}
     )
 
 
-if __name__ == "__main__":
+def load_model() -> nn.Module:
+    """The network in eval mode, with the weights beside this file when they are there (else untrained)."""
+    import pathlib
+
     model = build_model().eval()
+    path = pathlib.Path(__file__).resolve().with_name(WEIGHTS_FILE)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model
+
+
+if __name__ == "__main__":
+    import pathlib
+
+    here = pathlib.Path(__file__).resolve().with_name(WEIGHTS_FILE)
+    model = load_model()
+    print(f"weights: {{here}}" if here.is_file() else "no weights beside this file: untrained")
     print(model(torch.randn(1, *INPUT_SHAPE)).shape)
 '''
 
@@ -268,34 +371,55 @@ def _torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptMod
         return torch.jit.trace(model, example)
 
 
-def export(arch: Arch, out_path: str | Path, *, weights: str | Path | dict | None = None, format: str = "py") -> list[Path]:
-    """Write arch as a .py file (+ model.pt with weights, + arch.json), TorchScript or ONNX; returns the paths."""
+def export(arch: Arch, out_path: str | Path, *, weights: str | Path | dict | None = None, format: str = "py",
+           contract: dict | None = None) -> list[Path]:
+    """Write arch as a .py file (+ model.pt with weights, + arch.json), TorchScript or ONNX; returns the paths.
+
+    contract (see input_contract) is recorded in every format: constants and preprocess() in the .py and its
+    arch.json, an extra file input_contract.json in TorchScript, metadata_props input_contract in ONNX.
+    """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r} (known: {', '.join(FORMATS)})")
+    if contract is not None:
+        contract = check_contract("input contract", contract)
+        if tuple(contract["input_shape"])[0] != arch.input[0] or contract["classes"] != arch.classes:
+            raise ExportError(f"input contract ({contract['input_shape']}, {contract['classes']} classes) does not fit "
+                              f"architecture {arch.arch_id} ({list(arch.input)}, {arch.classes} classes)")
+        contract = {**contract, "input_shape": list(arch.input)}  # the network's own input (a proxy resolution)
     out = Path(out_path)
     if out.is_dir() or not out.suffix:
         out = out / _DEFAULT_NAMES[format]
-    source = export_source(arch) if format == "py" else None  # validate before writing anything
+    weights_path = out.with_suffix(".pt")
+    source = export_source(arch, contract, weights_path.name) if format == "py" else None  # validate before writing
     model = build_model(arch).eval() if weights is not None or format != "py" else None
     if weights is not None:
         _load_weights(model, arch, weights)
     out.parent.mkdir(parents=True, exist_ok=True)
+    contract_json = json.dumps(contract, sort_keys=True)
     if format == "py":
         out.write_text(source)
         written = [out]
         if weights is not None:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-            torch.save(state, out.with_suffix(".pt"))
-            written.append(out.with_suffix(".pt"))
-        out.with_name("arch.json").write_text(recode(arch.to_json()) + "\n")
+            torch.save(state, weights_path)
+            written.append(weights_path)
+        # arch.json stays a loadable architecture target (Arch.from_dict ignores input_contract).
+        data = {**json.loads(arch.to_json()), "input_contract": contract}
+        out.with_name("arch.json").write_text(recode(json.dumps(data)) + "\n")
         return written + [out.with_name("arch.json")]
     example = torch.randn(1, *arch.input)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's and the legacy ONNX exporter's deprecation notices
         if format == "torchscript":
-            torch.jit.save(_torchscript(model, example), str(out))
+            torch.jit.save(_torchscript(model, example), str(out), _extra_files={"input_contract.json": contract_json})
         else:
             torch.onnx.export(model, (example,), str(out), dynamo=False, opset_version=17,
                               input_names=["input"], output_names=["logits"],
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+            import onnx  # present: torch.onnx.export needs it
+
+            proto = onnx.load(str(out))
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = "input_contract", contract_json
+            onnx.save(proto, str(out))
     return [out]

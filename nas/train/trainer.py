@@ -275,11 +275,14 @@ def _train(arch, splits, recipe, device, result, on_epoch, checkpoint) -> None:
         test = DeviceData(splits.test_x, splits.test_y, info.mean, info.std, device, recipe.resolution)
         result.test_acc, _ = evaluate(model, test, 512, autocast, channels_last)
     if checkpoint:
-        save_checkpoint(checkpoint, model, arch, result.to_dict())
+        from nas.model.export import input_contract  # deferred: the exporter's module is only needed here
+
+        contract = input_contract(_input_shape(splits, recipe), info.classes, info.mean, info.std, info.name)
+        save_checkpoint(checkpoint, model, arch, result.to_dict(), contract)
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, arch: Arch, metrics: dict) -> None:
-    """state_dict + architecture JSON + metrics, written to a temp file and renamed atomically."""
+def save_checkpoint(path: str | Path, model: nn.Module, arch: Arch, metrics: dict, contract: dict | None = None) -> None:
+    """state_dict + architecture JSON + metrics (+ input contract), written to a temp file and renamed atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -287,7 +290,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: Arch, metrics: dic
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        torch.save({"state_dict": state, "arch": arch.to_json(), "metrics": plain}, tmp)
+        data = {"state_dict": state, "arch": arch.to_json(), "metrics": plain}
+        if contract is not None:  # the data set's normalisation, so an export can preprocess raw images
+            data["input_contract"] = contract
+        torch.save(data, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
