@@ -336,7 +336,21 @@ def test_export_format_mismatch_and_checkpoint_targets(digits_checkpoint, tmp_pa
     assert "--dataset digits" in capsys.readouterr().err
 
 
-def test_retrain_never_overwrites_and_export_uses_the_newest(tmp_path, capsys):
-    from test_report import digits_run  # noqa: F401  (the report tests' tiny digits run, built here again)
+from test_report import digits_run  # noqa: E402, F401  (the report tests' tiny digits run, as a fixture)
 
-    pytest.skip("needs the digits_run fixture wired in; see the retrain checks below")
+
+def test_retrain_never_overwrites_and_export_uses_the_newest(digits_run, tmp_path, capsys):  # noqa: F811
+    from nas.cli.app import main
+
+    saved = []
+    for _ in range(2):
+        assert main(["retrain", str(digits_run), "--pareto-index", "0", "--epochs", "1"]) == 0
+        saved.append(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("weights saved to "))
+    assert saved[0] != saved[1] and all(Path(s).is_file() for s in saved)
+    assert main(["export", str(digits_run), "--pareto-index", "0", "-o", str(tmp_path / "r" / "m.py")]) == 0
+    assert f"retrained weights {saved[1]}" in capsys.readouterr().err
+    assert main(["export", str(digits_run), "--pareto-index", "0", "--proxy-weights", "-o", str(tmp_path / "p" / "m.py")]) == 0
+    assert "proxy" in capsys.readouterr().err
+    proxy = torch.load(tmp_path / "p" / "m.pt", weights_only=True)
+    retrained = torch.load(tmp_path / "r" / "m.pt", weights_only=True)
+    assert any(not torch.equal(proxy[k], retrained[k]) for k in proxy)
