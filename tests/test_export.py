@@ -348,7 +348,7 @@ def test_retrain_never_overwrites_and_export_uses_the_newest(digits_run, tmp_pat
         saved.append(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("weights saved to "))
     assert saved[0] != saved[1] and all(Path(s).is_file() for s in saved)
     assert main(["export", str(digits_run), "--pareto-index", "0", "-o", str(tmp_path / "r" / "m.py")]) == 0
-    assert f"retrained weights {saved[1]}" in capsys.readouterr().err
+    assert f"used the retrained weights {saved[1]}" in capsys.readouterr().err
     assert main(["export", str(digits_run), "--pareto-index", "0", "--proxy-weights", "-o", str(tmp_path / "p" / "m.py")]) == 0
     assert "proxy" in capsys.readouterr().err
     proxy = torch.load(tmp_path / "p" / "m.pt", weights_only=True)

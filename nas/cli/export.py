@@ -54,7 +54,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nas.store.store_file import DB_NAME
 
     fmt = output_format(args.output, args.format)
-    weights, contract, source = args.weights, None, None
+    weights, contract, source, used = args.weights, None, None, None
     if (Path(args.targets) / DB_NAME).is_file():  # a run folder: pick one of its children
         from nas.report.state import pick_trial, run_state, trial_weights
         from nas.train.trainer import load_checkpoint
@@ -74,10 +74,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             retrained = None if args.proxy_weights else _newest_retrain(Path(args.targets), state, record.trial_id)
             kept = retrained or trial_weights(args.targets, record)
             if retrained:
-                print(f"nas: using the retrained weights {retrained} (--proxy-weights exports the search's own)",
-                      file=sys.stderr)
+                used = f"the retrained weights {retrained} (--proxy-weights exports the search's own)"
             elif kept:
-                print(f"nas: using the search's (proxy) weights {kept}", file=sys.stderr)
+                used = f"the search's (proxy) weights {kept}"
         if kept:
             _, arch, _ = load_checkpoint(kept)  # the network as trained (a proxy resolution changes its input)
             weights = kept
@@ -107,17 +106,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             source = "the checkpoint" if contract else None
         if contract is None and args.dataset:
             contract, source = _dataset_contract(args.dataset, arch, None), f"--dataset {args.dataset}"
-        if contract is None:
-            print("nas: note: no input contract recorded (the weights do not name their data set; give --dataset "
-                  "NAME): the export cannot preprocess raw images", file=sys.stderr)
-    if source:
-        print(f"nas: input contract from {source}", file=sys.stderr)
     try:
         paths = export(arch, args.output, weights=weights, format=fmt, contract=contract)
     except ModuleNotFoundError as err:
         if err.name not in ("onnx", "onnxscript"):
             raise
         raise UsageError(f"--format onnx needs the {err.name} package: pip install 'nas[export]'") from None
+    # Said after the export succeeded, so a refused file stays one error line.
+    if used:
+        print(f"nas: used {used}", file=sys.stderr)
+    if source:
+        print(f"nas: input contract from {source}", file=sys.stderr)
+    elif contract is None:
+        print("nas: note: no input contract recorded (the weights do not name their data set; give --dataset "
+              "NAME): the export cannot preprocess raw images", file=sys.stderr)
     for path in paths:
         print(path)
     return 0
