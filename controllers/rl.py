@@ -217,7 +217,7 @@ class ReinforceController(Controller):
     def propose(self) -> list[int]:
         for _ in range(self.max_tries):
             values = self.sample()
-            if not self._limited or self.within_limits(values):
+            if not self.space.unfit(values) and (not self._limited or self.within_limits(values)):
                 return values
         return self.sample_within_limits()
 

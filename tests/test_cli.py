@@ -96,6 +96,31 @@ def test_sample_honours_cost_limits_and_io(capsys):
         assert json.loads(line)["arch_id"] == arch.arch_id
 
 
+def test_samples_at_a_small_input_all_pass_inspect(capsys, monkeypatch):
+    code, out, err = run(capsys, "sample", "vgg_like", "--input", "1x8x8", "-n", "20")
+    assert code == 0 and err == "" and len(out.splitlines()) == 20
+    code, table, err = run(capsys, "inspect", "-", stdin=out, monkeypatch=monkeypatch)
+    assert code == 0 and err == "" and table.count("arch_id") == 20
+    code, out, err = run(capsys, "sample", "vgg_like", "--input", "1x2x2", "-n", "20")
+    assert code == 2 and out == ""
+    assert err.startswith("nas: error: vgg_like: no architecture fits a 1x2x2 input after 1000 tries (")
+    assert err.endswith("; use a larger --input or fewer downsampling stages\n") and len(err.splitlines()) == 1
+
+
+def test_help_shows_every_default(capsys):
+    code, out, _ = run(capsys, "search", "--help")
+    assert code == 0
+    text = " ".join(out.split())  # argparse wraps help text anywhere
+    assert "--epochs EPOCHS (default: 10)" in text and "--lr LR (default: 0.1)" in text
+    assert "(default: accuracy,macs)" in text and "(default: None)" not in text and "(default: False)" not in text
+    for command in ("sample", "search", "report", "train", "retrain", "inspect", "export", "bench", "spaces"):
+        assert run(capsys, command, "--help")[0] == 0
+    code, out, _ = run(capsys, "sample", "--help")
+    text = " ".join(out.split())
+    assert "(default: 1)" in text and "(default: 0)" in text and "(default: None)" not in text
+    assert "(default 1)" not in text  # no doubled, hand-written defaults left
+
+
 @pytest.mark.parametrize("text, value", [("2e8", 200_000_000), ("300M", 300_000_000), ("1.5G", 1_500_000_000),
                                          ("50k", 50_000), ("1_000", 1000), ("12", 12), ("0.5", 0.5)])
 def test_parse_number(text, value):

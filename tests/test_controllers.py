@@ -191,3 +191,17 @@ def test_optuna_log_level_is_left_as_the_caller_set_it(level):
         assert optuna.logging.get_verbosity() == getattr(optuna.logging, level)
     finally:
         optuna.logging.set_verbosity(saved)
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "tpe", "rl"])
+def test_asks_at_a_small_input_are_buildable(name):
+    """vgg_like at 1x8x8 holds architectures with more 2x2 pools than pixels: no controller proposes one."""
+    space = load_space("vgg_like").with_io((1, 8, 8), 10)
+    options = {"population": 4, "tournament": 2} if name == "evolution" else {}
+    ctrl = make_controller(name, space, seed=0, **options)
+    for _ in range(16):
+        proposal = ctrl.ask()
+        arch_cost(proposal.arch)  # raises for an architecture that cannot be built at this input
+        ctrl.tell(proposal.trial_id, {"val_acc": float(proposal.trial_id % 5), "macs": 1.0})
+    with pytest.raises(ValueError, match="vgg_like: no architecture fits a 1x2x2 input"):
+        make_controller(name, load_space("vgg_like").with_io((1, 2, 2), 10), seed=0, **options).ask()

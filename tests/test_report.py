@@ -214,8 +214,108 @@ def test_compare_uses_one_reference_point(fake_run, tmp_path, capsys):
     front = [t.metrics for t in run_state(fake_run).pareto_front]
     assert a["hypervolume"] == pytest.approx(front_hypervolume(front, 4e6))
     assert a["run"] != b["run"]
+    assert not out.exists()  # --json is for scripts: no files
+    assert data["settings_differ"] == ["max_macs: 2000000.0 vs 4000000.0"]
+    assert main(["report", "--compare", str(fake_run), str(other), "-o", str(out)]) == 0
     assert (out / "compare.png").stat().st_size > 0 and "data:image/png;base64," in (out / "compare.html").read_text()
     assert main(["report", "--compare", str(fake_run)]) == 2
+
+
+# ---------------------------------------------------------------------------- issue 16: tables, budget, compare
+
+@pytest.mark.parametrize("inherited,retrained", [(False, False), (True, False), (False, True), (True, True)])
+def test_every_front_header_has_its_column(inherited, retrained):
+    from nas.report.html import _table, front_table
+    from nas.report.table import format_table
+
+    row = {"rank": 1, "trial_id": 3, "arch_id": "abc", "val_acc": 90.0, "test_acc": 89.0, "macs": 1e6, "params": 1e4,
+           "activation_bytes": 2048, "device_s": 12.0, "summary": "conv3x3 LAST",
+           **({"inherited_val_acc": 50.0} if inherited else {}),
+           **({"final_val_acc": 95.0, "final_test_acc": 94.0} if retrained else {})}
+    header, cells, numeric = front_table([row])
+    assert len(numeric) == len(header) == len(cells[0])
+    assert numeric[header.index("device-s")] == "n" and numeric[-1] == "l"
+    text = format_table(header, cells, align="".join("r" if c == "n" else "l" for c in numeric))
+    head, _, body = text.splitlines()
+    assert head.split()[-1] == "architecture" and body.endswith("conv3x3 LAST")
+    page = _table(header, cells, numeric)
+    assert page.count("<th>") == page.count("<td") == len(header)
+    assert '<td class="n">12.0</td><td>conv3x3 LAST</td>' in page
+
+
+def test_a_short_align_string_is_an_error_not_a_dropped_column():
+    from nas.report.html import _table
+    from nas.report.table import format_table
+
+    with pytest.raises(ValueError, match="align has 1 letters, the header 2"):
+        format_table(["a", "b"], [[1, 2]], align="r")
+    with pytest.raises(ValueError, match="numeric has 1 letters"):
+        _table(["a", "b"], [[1, 2]], "n")
+
+
+def test_front_of_report_shows_the_summary_column(fake_run, capsys):
+    assert main(["report", str(fake_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].rstrip().endswith("architecture")
+    from nas.report.state import front_rows
+    from nas.report.table import printable
+
+    rows = front_rows(run_state(fake_run))
+    assert len(rows) > 1
+    for row, line in zip(rows, lines[3:]):
+        assert line.rstrip().endswith(printable(row["summary"]).rstrip()), line
+
+
+def test_hypervolume_reference_says_what_it_is(fake_run, tmp_path, capsys):
+    from nas.report.state import hypervolume_reference
+
+    assert "the MACs limit" in hypervolume_reference(2e6, 2e6) and "--max-macs" in hypervolume_reference(2e6, 2e6)
+    free = hypervolume_reference(None, 1.1e6)
+    assert "MACs limit" not in free and "1.1 x the largest child's MACs" in free and "no --max-macs" in free
+    run = _copy_with(fake_run, tmp_path / "free", [], max_macs=None)
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "the run has no --max-macs" in page and "the MACs limit" not in page
+    assert main(["report", str(fake_run)]) == 0
+    assert "the MACs limit (2,000,000 multiply-adds, --max-macs)" in (fake_run / "report.html").read_text()
+
+
+def test_an_overspent_budget_is_flagged(fake_run, tmp_path, capsys):
+    assert main(["report", str(fake_run)]) == 0  # a trial budget: nothing to overspend
+    assert "over budget" not in capsys.readouterr().out
+    assert "over budget" not in (fake_run / "report.html").read_text()
+    spent_h = run_state(fake_run).budget.spent_device_hours
+    within = _copy_with(fake_run, tmp_path / "within", [], budget_gpu_hours=spent_h * 2)
+    assert main(["report", str(within)]) == 0
+    assert "over budget" not in capsys.readouterr().out
+    over = _copy_with(fake_run, tmp_path / "over", [], budget_gpu_hours=spent_h / 2)
+    assert main(["report", str(over)]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "over budget" in x]
+    assert f"of {spent_h / 2:g} device-hours" in line and "200% of the budget" in line
+    assert 'class="warn overspent">over budget: spent' in (over / "report.html").read_text()
+    assert run_state(over).to_dict()["budget"]["overspent_device_hours"] == pytest.approx(spent_h / 2)
+
+
+def test_compare_warns_when_settings_differ(fake_run, tmp_path, capsys, monkeypatch):
+    same = _copy_with(fake_run, tmp_path / "same", [])
+    assert main(["report", "--compare", str(fake_run), str(same), "-o", str(tmp_path / "a")]) == 0
+    assert "different settings" not in capsys.readouterr().err
+    assert "different settings" not in (tmp_path / "a" / "compare.html").read_text()
+    other = _copy_with(fake_run, tmp_path / "other", [], dataset="cifar10", epochs=5,
+                       objectives=["accuracy", "macs", "params"], controller="random")
+    assert main(["report", "--compare", str(fake_run), str(other), "-o", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert "(dataset: digits vs cifar10; objectives: accuracy,macs vs accuracy,macs,params; epochs: 2 vs 5)" in err[0]
+    assert "controller" not in err[0]  # what a comparison usually varies is no warning
+    page = (tmp_path / "b" / "compare.html").read_text()
+    assert 'class="warn settings-differ">warning: these runs used different settings (' in page
+    assert "dataset: digits vs cifar10" in page
+    monkeypatch.chdir(tmp_path / "b")
+    before = sorted(p.name for p in Path(".").iterdir())
+    assert main(["report", "--compare", str(fake_run), str(other), "--json"]) == 0
+    assert sorted(p.name for p in Path(".").iterdir()) == before  # --json writes nothing, not even here
+    assert "dataset: digits vs cifar10" in json.loads(capsys.readouterr().out)["settings_differ"][0]
 
 
 # ---------------------------------------------------------------------------- hostile names, NaN (issue 17)

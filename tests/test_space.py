@@ -207,3 +207,43 @@ def test_channel_incompatibility_is_caught_before_sampling(tmp_path):
     text = text.replace("    groups: {choice: [2, 4], when: {type: resnext}}\n", "")
     with pytest.raises(SpaceError, match=r"space.yaml: channels: s1.b1: conv groups=3 must divide"):
         load_space(_write(tmp_path, text))
+
+
+# ---------------------------------------------------------------------------- sampling at the input shape (issue 16)
+
+def test_sampling_at_a_small_input_yields_only_buildable_architectures():
+    space = load_space("vgg_like").with_io((1, 8, 8), 10)
+    raw = np.random.default_rng(0)
+    assert any(space.unfit(space.sample_values(raw)) for _ in range(50))  # the space does hold misfits here
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(50)]
+    for arch in archs:
+        arch_cost(arch)  # raises for a misfit
+    mutants = [space.mutate(arch, rng) for arch in archs[:20]]
+    assert all(space.unfit(space.encode(m)) is None for m in mutants)
+    assert any(m != a for m, a in zip(mutants, archs))  # still moving
+
+
+def test_a_space_too_deep_for_the_input_is_one_clear_error():
+    space = load_space("vgg_like").with_io((1, 2, 2), 10)
+    with pytest.raises(ValueError) as err:
+        space.sample(np.random.default_rng(0))
+    message = str(err.value)
+    assert message.startswith("vgg_like: no architecture fits a 1x2x2 input after 1000 tries (")
+    assert "does not fit" in message and message.endswith("use a larger --input or fewer downsampling stages")
+
+
+@pytest.mark.parametrize("name", ["vgg_like", "resnet_like", "mobilenet_like", "nasbench_macro"])
+def test_the_torch_free_fit_bound_never_passes_a_misfit(name):
+    from nas.space.search_space import _surely_fits
+
+    base, rng = load_space(name), np.random.default_rng(3)
+    passed = 0
+    for size in (1, 2, 3, 4, 6, 8, 12, 32):
+        space = base.with_io((base.spec.input[0], size, size), base.spec.classes)
+        for _ in range(20):
+            arch = space.decode(space.sample_values(rng))
+            if _surely_fits(arch):
+                passed += 1
+                arch_cost(arch)  # raises for a misfit the bound let through
+    assert passed  # the bound does spare the cost walk

@@ -12,6 +12,7 @@ the traceback instead. Heavy modules (torch) are imported inside the commands th
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from collections.abc import Callable
@@ -21,8 +22,35 @@ from nas.cli.common import EXIT_USAGE, UsageError
 from nas.report.table import printable
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, options without help text too; none where it says nothing."""
+
+    @staticmethod
+    def _shows_default(action: argparse.Action) -> bool:
+        default = action.default
+        # None, a flag's False and an empty list say "not given", not a value worth showing
+        return bool(action.option_strings) and action.nargs != 0 and default is not argparse.SUPPRESS \
+            and default is not None and not isinstance(default, bool) and default != []
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "default" in text.lower() or not self._shows_default(action):
+            return text  # the help already says what happens by default (e.g. "default: the run's")
+        return f"{text} (default: %(default)s)".lstrip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._shows_default(action):  # argparse prints no help line for help=None
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but errors are the one line every other error is."""
+    """argparse, but errors are the one line every other error is, and help shows every default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)  # subcommand parsers are _Parser too
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_USAGE, f"nas: error: {message} (see '{self.prog} --help')\n")

@@ -21,7 +21,7 @@ def add_report(sub) -> None:
                                    "--compare RUN_A RUN_B ... puts several runs on one plot (compare.png, compare.html).")
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
     p.add_argument("--json", action="store_true", help="the machine-readable state (with the front's summaries) "
-                                                      "as one JSON object; writes no files")
+                                                      "as one JSON object; writes no files (with --compare too)")
     p.add_argument("--compare", nargs="+", metavar="RUN", help="compare these runs (and RUN_DIR, if given)")
     p.add_argument("--trial", type=int, metavar="N", help="print trial N's record (status, reason, metrics, device "
                                                           "time) and, when it failed, its full traceback; writes no files")
@@ -70,6 +70,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     hv = f"{state.hypervolume:.4f}" if state.hypervolume is not None else "-"
     print(f"trials: {c.ok} finished, {c.failed} failed, {c.stopped} stopped, {c.running} running | "
           f"spent {spent} | hypervolume {hv}")
+    if b.overspent_line():
+        print(b.overspent_line())
     phases = phase_rows(state.phases)
     if phases:
         print("phases before the children:")
@@ -111,13 +113,19 @@ def _print_trial(record: TrialRecord) -> int:
 
 
 def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
+    import sys
+
     from nas.jsonio import dumps
-    from nas.report.files import write_compare
+    from nas.report.files import compare_runs, settings_differences, write_compare
+    from nas.report.html import different_settings_line
     from nas.report.table import format_table, printable
 
     if len(run_dirs) < 2:
         raise UsageError("--compare needs at least two run folders")
-    paths, runs, scale = write_compare(run_dirs, out_dir)
+    runs, scale = compare_runs(run_dirs)
+    differences = settings_differences([r["state"] for r in runs])
+    if differences:
+        print(printable(different_settings_line(differences)), file=sys.stderr)
     rows = []
     for r in runs:
         s = r["state"]
@@ -125,9 +133,10 @@ def _compare(run_dirs: list[str], out_dir: str, as_json: bool) -> int:
         rows.append({"run": r["label"], "run_dir": s.run_dir, "finished": s.counts.ok, "failed": s.counts.failed,
                      "device_hours": s.budget.spent_device_hours, "front": len(s.pareto_front),
                      "best_val_acc": best, "hypervolume": r["hypervolume"]})
-    if as_json:
-        print(dumps({"runs": rows, "reference_macs": scale, "files": [str(p) for p in paths]}))
+    if as_json:  # for scripts: the numbers only, no files
+        print(dumps({"runs": rows, "reference_macs": scale, "settings_differ": differences}))
         return 0
+    paths, _, _ = write_compare(run_dirs, out_dir, (runs, scale))
     print(format_table(["run", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
                        [[r["run"], r["finished"], r["failed"], f"{r['device_hours']:.4f}", r["front"], pct(r["best_val_acc"]),
                          "-" if r["hypervolume"] is None else f"{r['hypervolume']:.4f}"] for r in rows], align="lrrrrrr"))

@@ -13,8 +13,8 @@ def add_sample(sub) -> None:
                        description="Uniformly random architectures of SPACE (a built-in name or a .yaml file), "
                                    "one Arch JSON per line; the same seed gives the same lines.")
     p.add_argument("space", metavar="SPACE")
-    p.add_argument("-n", type=positive_int, default=1, help="how many (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("-n", type=positive_int, default=1, help="how many")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--max-macs", type=parse_number, metavar="M", help="at most this many multiply-adds (2e8, 300M)")
     p.add_argument("--max-params", type=parse_number, metavar="P", help="at most this many parameters (1.5M)")
     add_io_args(p)

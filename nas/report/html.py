@@ -11,14 +11,13 @@ import base64
 import html
 import shlex
 import time
-from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from nas.jsonio import dumps
 from nas.outcome import TrialStatus
 from nas.report.phases import PHASE_HEADER, inherited_line, phase_rows
-from nas.report.state import run_phase
+from nas.report.state import hypervolume_reference, run_phase
 from nas.report.table import COST_NOTE, cell, cost_rows, printable
 
 if TYPE_CHECKING:
@@ -57,6 +56,9 @@ def _td(value: Any, numeric: bool = False) -> str:
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], numeric: str = "") -> str:
     """numeric: one character per column, 'n' for right-aligned numbers."""
+    header = list(header)
+    if numeric and len(numeric) != len(header):  # a short string would misalign every column after it
+        raise ValueError(f"numeric has {len(numeric)} letters, the header {len(header)} columns")
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_td(v, numeric[i:i + 1] == "n") for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -112,7 +114,7 @@ def front_table(rows: list[dict]) -> tuple[list[str], list[list[Any]], str]:
     cells = [[r["rank"], r["trial_id"], r["arch_id"], *([pct(r.get("inherited_val_acc"))] if inherited else []),
               pct(r["val_acc"]), *([final(r)] if retrained else []), pct(r["test_acc"]), si(r["macs"]), si(r["params"]),
               size(r.get("activation_bytes")), f"{r['device_s']:.1f}", r["summary"]] for r in rows]
-    return header, cells, "nnl" + "n" * (inherited + 1 + retrained) + "nnnnl"
+    return header, cells, "nnl" + "n" * (inherited + 1 + retrained) + "nnnnnl"
 
 
 def _stats(state: RunState) -> str:
@@ -122,8 +124,10 @@ def _stats(state: RunState) -> str:
     items = [(c.ok, "trials finished"), (c.failed, "failed"), (c.stopped, "stopped early"),
              (c.running, "running"), (spent, "device-hours spent"), (len(state.pareto_front), "on the front"),
              (hv, "hypervolume")]
-    return '<div class="stats">' + "".join(f"<div class=\"stat\"><b>{_e(v)}</b><span>{_e(k)}</span></div>"
-                                           for v, k in items) + "</div>"
+    over = b.overspent_line()
+    return ('<div class="stats">' + "".join(f"<div class=\"stat\"><b>{_e(v)}</b><span>{_e(k)}</span></div>"
+                                            for v, k in items) + "</div>"
+            + (f'<p class="warn overspent">{_e(over)}</p>' if over else ""))
 
 
 def _phases(state: RunState) -> str:
@@ -215,7 +219,7 @@ def report_html(state: RunState, rows: list[dict], images: dict[str, bytes], now
                   "Grey: finished trials. Blue: the Pareto front, numbered by rank K. Stars: reference "
                   "architectures trained with the same recipe (when the run has them). FLOPs are multiply-adds."),
              _img(images["hypervolume"], "front hypervolume against device-hours",
-                  f"Reference point: 0% accuracy and {si(state.hypervolume_macs)} MACs."),
+                  "Reference point: " + hypervolume_reference(s.get("max_macs"), state.hypervolume_macs) + "."),
              f"<h2>Pareto front ({len(rows)})</h2>",
              _table(header, cells, numeric) if rows else "<p>No finished trials yet.</p>",
              '<p class="muted">inherited val: scored with inherited weights in a phase before the children (e.g. a supernet); '
@@ -236,8 +240,14 @@ def report_html(state: RunState, rows: list[dict], images: dict[str, bytes], now
     return _page(f"nas report: {state.run_dir}", "\n".join(parts))
 
 
-def compare_html(runs: list[dict], scale: float | None, image: bytes) -> str:
-    """Several runs' fronts and hypervolumes (one reference point) on one page."""
+def different_settings_line(differences: list[str]) -> str:
+    """The one-line warning that compared runs used different settings."""
+    return ("warning: these runs used different settings (" + "; ".join(differences)
+            + "); their accuracies and costs may not be comparable")
+
+
+def compare_html(runs: list[dict], scale: float | None, image: bytes, differences: Iterable[str] = ()) -> str:
+    """Several runs' fronts and hypervolumes (one reference point) on one page; differences: settings that differ."""
     summary = []
     for r in runs:
         s = r["state"]
@@ -252,10 +262,9 @@ def compare_html(runs: list[dict], scale: float | None, image: bytes) -> str:
              "<h2>Runs</h2>",
              _table(["run", "controller", "finished", "failed", "device-hours", "front", "best val %", "hypervolume"],
                     summary, "llnnnnnn")]
-    counts = Counter(r["state"].settings.get("dataset") for r in runs)
-    if len(counts) > 1:
-        parts.append(f'<p class="warn">These runs use different data sets ({_e(", ".join(map(str, counts)))}); '
-                     "their accuracies are not comparable.</p>")
+    differences = list(differences)
+    if differences:
+        parts.append(f'<p class="warn settings-differ">{_e(different_settings_line(differences))}</p>')
     for r in runs:
         header, cells, numeric = front_table(r["rows"])
         parts += [f"<h2>{_e(r['label'])}: front ({len(r['rows'])})</h2>", _table(header, cells, numeric)]

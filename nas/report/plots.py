@@ -104,9 +104,10 @@ def _axes_limits(ax: Any, macs: np.ndarray, acc: np.ndarray) -> float:
 
 def pareto_png(state: RunState, title: str) -> bytes:
     """All finished children in grey, the front highlighted as a numbered staircase, references labelled."""
-    fig = Figure(figsize=(8.0, 5.0))
+    fig = Figure(figsize=(10.0, 5.0))
     ax = fig.add_subplot()
-    fig.subplots_adjust(left=0.09, right=0.96, bottom=0.11, top=0.93)  # fixed: tight_layout costs 0.15 s a figure
+    # fixed: tight_layout costs 0.15 s a figure; the right margin holds the legend, clear of every point
+    fig.subplots_adjust(left=0.07, right=0.74, bottom=0.11, top=0.93)
     ok, stopped = _points(state.trials), _points(state.trials, TrialStatus.STOPPED)
     refs = [t for t in state.references if _usable(t)]
     every = np.vstack([ok, stopped, np.array([(t.macs, t.val_acc) for t in refs], float).reshape(-1, 2)])
@@ -133,7 +134,7 @@ def pareto_png(state: RunState, title: str) -> bytes:
     ax.set_title(title, fontsize=11, parse_math=False)
     ax.grid(True, which="both", alpha=0.25)
     if len(every):
-        _legend(ax, loc="lower right", fontsize=8, framealpha=0.9)
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     else:
         ax.text(0.5, 0.5, "no finished trials yet", ha="center", va="center", transform=ax.transAxes)
     return _png(fig)
@@ -157,13 +158,17 @@ def _draw_volume(ax: Any, runs: list[tuple[str, np.ndarray, np.ndarray]], legend
         _legend(ax, loc="lower right", fontsize=8)
 
 
-def hypervolume_png(runs: list[tuple[str, np.ndarray, np.ndarray]]) -> bytes:
-    """Front hypervolume after each finished child against the device-hours spent so far."""
+def hypervolume_png(runs: list[tuple[str, np.ndarray, np.ndarray]], reference: str) -> bytes:
+    """Front hypervolume after each finished child against the device-hours spent so far.
+
+    reference: the box's reference point in words (`nas.report.state.hypervolume_reference`).
+    """
     fig = Figure(figsize=(8.0, 3.6))
     ax = fig.add_subplot()
     _draw_volume(ax, runs, legend=len(runs) > 1)
-    ax.set_title("hypervolume of the accuracy-vs-MACs front (reference: 0% accuracy, the MACs limit)", fontsize=10)
-    fig.subplots_adjust(left=0.09, right=0.96, bottom=0.15, top=0.9)
+    ax.set_title(f"hypervolume of the accuracy-vs-MACs front\nreference point: {reference}", fontsize=9,
+                 parse_math=False)
+    fig.subplots_adjust(left=0.09, right=0.96, bottom=0.15, top=0.84)
     return _png(fig)
 
 
@@ -186,8 +191,8 @@ def compare_png(runs: list[dict]) -> bytes:
     ax.set_ylabel(ACC_LABEL)
     ax.set_title("Pareto fronts", fontsize=11)
     ax.grid(True, which="both", alpha=0.25)
-    if len(allpts):
-        _legend(ax, loc="lower right", fontsize=8)
+    if len(allpts):  # "best": the corner with fewest points, framed see-through so none hides
+        _legend(ax, loc="best", fontsize=8, framealpha=0.6)
     _draw_volume(ax_hv, [(r["label"], r["hours"], r["volume"]) for r in runs], legend=True)
     ax_hv.set_title("hypervolume (one reference point for all runs)", fontsize=11)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.11, top=0.93, wspace=0.18)

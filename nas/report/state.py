@@ -52,9 +52,24 @@ class BudgetUse:
     def spent_fraction(self) -> float | None:
         return self.spent_device_hours / self.gpu_hours if self.gpu_hours else None
 
+    @property
+    def overspent_hours(self) -> float | None:
+        """Device-hours spent beyond the budget (children in flight when it ran out finish); None within it."""
+        if not self.gpu_hours or self.spent_device_hours <= self.gpu_hours:
+            return None
+        return self.spent_device_hours - self.gpu_hours
+
+    def overspent_line(self) -> str | None:
+        """A one-line warning when the run spent more than its budget."""
+        over = self.overspent_hours
+        if over is None:
+            return None
+        return (f"over budget: spent {self.spent_device_hours:.4f} of {self.gpu_hours:g} device-hours "
+                f"({over:.4f} more, {self.spent_device_hours / self.gpu_hours:.0%} of the budget)")
+
     def to_dict(self) -> dict:
         return {"gpu_hours": self.gpu_hours, "spent_device_hours": self.spent_device_hours,
-                "spent_fraction": self.spent_fraction}
+                "spent_fraction": self.spent_fraction, "overspent_device_hours": self.overspent_hours}
 
 
 class Event(NamedTuple):
@@ -167,6 +182,15 @@ def _counts(trials: tuple[TrialRecord, ...]) -> Counts:
     status = [t.outcome.status for t in trials]
     return Counts(total=len(trials), ok=status.count(TrialStatus.OK), running=status.count(TrialStatus.RUNNING),
                   failed=sum(t.outcome.unusable for t in trials), stopped=status.count(TrialStatus.STOPPED))
+
+
+def hypervolume_reference(max_macs: float | None, scale: float | None) -> str:
+    """What the MACs end of the hypervolume box is, in words: the run's --max-macs or 1.1 x its largest child."""
+    if scale is None:
+        return "no finished children yet"
+    if max_macs:
+        return f"0% accuracy, the MACs limit ({scale:,.0f} multiply-adds, --max-macs)"
+    return f"0% accuracy, 1.1 x the largest child's MACs ({scale:,.0f}; the run has no --max-macs)"
 
 
 def hypervolume_scale(metrics: list[dict], max_macs: float | None = None) -> float | None:

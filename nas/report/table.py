@@ -56,6 +56,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, footer
     if align is None:
         align = "".join("r" if any(r[i] for r in body) and all(not r[i] or _NUMERIC.match(r[i]) for r in body) else "l"
                         for i in range(n))
+    if len(align) != n:  # zip() would silently drop the columns past the end of a short align string
+        raise ValueError(f"align has {len(align)} letters, the header {n} columns")
     widths = [max(len(r[i]) for r in [head, *body, *foot]) for i in range(n)]
 
     def line(cells: Sequence[str]) -> str:

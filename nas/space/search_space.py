@@ -22,6 +22,9 @@ from nas.space.walk import Condition, Decision, NotInSpace, _Compile, _Decode, _
 
 __all__ = ["Condition", "Decision", "NotInSpace", "SearchSpace", "load_space"]
 
+UNFIT_TRIES = 1000  # samples that all fail to fit the input before the space is declared too deep for it
+MUTATE_TRIES = 100  # mutations tried for a neighbour that fits the input
+
 class SearchSpace:
     """A search space compiled to decisions: size, sample, mutate, encode, decode, contains."""
 
@@ -112,29 +115,66 @@ class SearchSpace:
 
     def sample_encoded(self, rng: np.random.Generator, max_macs: float | None = None,
                        max_params: float | None = None, max_tries: int = 10_000) -> list[int]:
-        """Like sample, returning the option indices."""
+        """Like sample, returning the option indices; only architectures that fit the space's input."""
         limited = max_macs or max_params or self.spec.constraints
-        for _ in range(max_tries):
+        unfit, why = 0, ""
+        for tries in range(1, max_tries + 1):
             values = self.sample_values(rng)
+            error = self.unfit(values)
+            if error:  # e.g. more downsampling stages than the input has pixels: resample
+                unfit, why = unfit + 1, error
+                if unfit == tries and tries >= min(max_tries, UNFIT_TRIES):
+                    raise ValueError(self._no_fit(tries, why))
+                continue
             if not limited or self.within_limits(self.decode(values), max_macs, max_params):
                 return values
+        if unfit == max_tries:
+            raise ValueError(self._no_fit(max_tries, why))
         raise ValueError(f"{self.name}: no architecture within max_macs={max_macs} max_params={max_params} "
                          f"in {max_tries} samples; raise the limits")
 
+    def _no_fit(self, tries: int, why: str) -> str:
+        c, h, w = self.spec.input
+        return (f"{self.name}: no architecture fits a {c}x{h}x{w} input after {tries} tries ({why}); "
+                "use a larger --input or fewer downsampling stages")
+
+    def unfit(self, values: Sequence[int]) -> str | None:
+        """Why these decisions cannot be built at the space's input (a window larger than the map), or None."""
+        arch = self.decode(values)
+        if _surely_fits(arch):  # most spaces at their own input: no need for the cost walk (and torch)
+            return None
+        from nas.model.cost import arch_cost  # cost needs the block modules; keep the space import light
+
+        try:
+            arch_cost(arch)
+        except ValueError as err:  # ArchError: the cost walk is the build's shape check, without torch modules
+            return str(err)
+        return None
+
     def within_limits(self, arch: Arch, max_macs: float | None = None, max_params: float | None = None) -> bool:
-        """Whether arch meets the given limits and the space's own constraints."""
+        """Whether arch can be built at its input and meets the given limits and the space's own constraints."""
         from nas.model.cost import arch_cost  # cost needs the block modules; keep the space import light
 
         max_macs = min(filter(None, (max_macs, self.spec.constraints.get("max_macs"))), default=None)
         max_params = min(filter(None, (max_params, self.spec.constraints.get("max_params"))), default=None)
-        if max_macs is None and max_params is None:
-            return True
-        cost = arch_cost(arch)
+        try:
+            cost = arch_cost(arch)
+        except ValueError:  # cannot be built at this input: no limit is met
+            return False
         return (max_macs is None or cost.macs <= max_macs) and (max_params is None or cost.params <= max_params)
 
     def mutate_values(self, values: Sequence[int], rng: np.random.Generator) -> list[int]:
-        """Change one active decision to another option; newly active decisions are drawn at random."""
+        """Change one active decision to another option (newly active decisions drawn at random), keeping
+        to architectures that fit the input; the values back unchanged when no try finds one."""
         values = self.canonical(values)
+        for _ in range(MUTATE_TRIES):
+            neighbour = self._mutate_once(values, rng)
+            if neighbour == values or not self.unfit(neighbour):
+                return neighbour
+        return values
+
+    def _mutate_once(self, values: list[int], rng: np.random.Generator) -> list[int]:
+        values = list(values)
         active = self.active(values)
         choices = [k for k, d in enumerate(self.decisions) if active[k] and len(d.options) > 1]
         if not choices:
@@ -218,6 +258,33 @@ class SearchSpace:
                 seen.add(canon)
                 out.append(list(canon))
         return out
+
+
+def _surely_fits(arch: Arch) -> bool:
+    """Whether every window surely fits the input, by a torch-free walk of the side length.
+
+    Only the built-in blocks' geometry is known here: convolutions pad to "same" (a padded window
+    always fits), pooling windows are unpadded unless told. Any other block type, or a side near a
+    window's size, leaves the decision to the exact cost walk.
+    """
+    side = min(arch.input[1:])
+    for _, block in arch.blocks():
+        options = dict(block.options)
+        stride = max(1, block.stride)
+        if block.type == "pool":
+            kernel, padding = int(options.get("kernel", 2)), int(options.get("padding", 0))
+            if side + 2 * padding < kernel:
+                return False
+            side = (side + 2 * padding - kernel) // stride + 1
+        elif block.type in _SAME_PADDED and int(options.get("padding", -1)) < 0:
+            side = -(-side // stride)
+        else:
+            return False
+    return True
+
+
+# built-in blocks whose windows pad to "same": any side fits them
+_SAME_PADDED = frozenset({"conv", "basic", "bottleneck", "resnext", "mbconv", "identity", "dwsep"})
 
 
 def load_space(name_or_path: str | Path, check: bool | None = None) -> SearchSpace:
