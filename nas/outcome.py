@@ -59,3 +59,4 @@ class Outcome:
 OK = Outcome(TrialStatus.OK)
 STOPPED = Outcome(TrialStatus.STOPPED)
 RUNNING = Outcome(TrialStatus.RUNNING)
+INTERRUPTED = Outcome(TrialStatus.STOPPED, "interrupted")  # a signal stopped the search: --resume reruns the child

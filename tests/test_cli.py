@@ -343,3 +343,17 @@ def test_bench_command_on_a_generated_table(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["seeds"] in (3, [0, 1, 2]) and result["queries"] == 60
     assert 80 < result["mean_test_acc"] <= 80 + 16 * 0.7 + 1e-9
+
+
+def test_search_help_lists_each_controllers_options(capsys):
+    from nas.controllers import CONTROLLERS
+    from nas.controllers.base import controller_options
+
+    assert main(["search", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "controller options (--controller-option KEY=VALUE):" in out
+    assert "evolution: population: int = 20, tournament: int = 5" in out
+    for name in CONTROLLERS:
+        line = next(x for x in out.splitlines() if x.startswith(f"  {name}: "))
+        for option in controller_options(name):
+            assert option in line or option in ("seed", "objectives", "max_macs", "max_params")

@@ -214,3 +214,27 @@ def test_a_search_leaves_the_callers_ray_session_and_environment_as_they_were(tm
     finally:
         ray.shutdown()
     assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1" and "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
+
+
+def test_a_resume_raises_the_trial_budget_of_a_finished_run(tmp_path, capsys):
+    from nas.cli import main
+
+    run = tmp_path / "run"
+    assert main(["search", "--space", "resnet_like", "--dataset", "digits", "--budget-trials", "2", "--epochs", "1",
+                 "--batch-size", "64", "--max-macs", "2M", "--run-dir", str(run),
+                 "--controller-option", "population=2", "--controller-option", "tournament=1"]) == 0
+    before = {t.trial_id: t.arch_id for t in run_state(run).trials}
+    assert main(["search", "--resume", str(run), "--lr", "0.1"]) == 2  # a run keeps its recipe
+    assert "--lr cannot change on --resume" in capsys.readouterr().err
+    assert main(["search", "--resume", str(run), "--budget-trials", "1"]) == 2  # a limit only goes up
+    assert main(["search", "--resume", str(run), "--budget-trials", "6"]) == 0
+    state = run_state(run)
+    assert [t.trial_id for t in state.trials] == list(range(6))  # the old ones kept, none repeated
+    assert all(t.status == "ok" for t in state.trials)
+    assert {t.trial_id: t.arch_id for t in state.trials[:2]} == before
+    store = RunStore(run, readonly=True)
+    try:
+        assert store.settings()["search"]["budget_trials"] == 6
+        assert [d for _, kind, d in store.events() if kind == "budget_raised"] == [{"budget_trials": [2, 6]}]
+    finally:
+        store.close()

@@ -140,3 +140,53 @@ def _stop_group(leader: subprocess.Popen) -> None:
             leader.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pass
+
+
+def _running_trial(run_dir) -> bool:
+    """Whether the store holds a child marked running."""
+    if not (run_dir / "run.sqlite").exists():
+        return False
+    store = RunStore(run_dir, readonly=True)
+    try:
+        return any(t.status == "running" for t in store.trials())
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
+def test_a_signal_stops_the_search_and_resume_completes_it(tmp_path, signals):
+    run = tmp_path / "run"
+    extra = ["--on-interrupt", "finish"] if len(signals) == 2 else []  # the second signal stops the children at once
+    proc = subprocess.Popen(SEARCH + ["--epochs", "30", "--budget-trials", "3", "--run-dir", str(run)] + extra,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300  # a safety net only: the loop waits on the store
+        while not _running_trial(run) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        seen = []
+        for k, sig in enumerate(signals, 1):
+            os.kill(proc.pid, sig)
+            for line in proc.stderr:  # each signal is acknowledged before the next is sent (the kernel merges two pending)
+                seen.append(line)
+                if "starting no more children" in line and sum("nas: SIG" in x for x in seen) == k:
+                    break
+            else:
+                break
+        _, err = proc.communicate(timeout=300)
+        err = "".join(seen) + err
+    finally:
+        _stop_group(proc)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"interrupted; resume with nas search --resume {run}" in err
+    state = run_state(run)
+    assert not [t for t in state.trials if t.status == "running"]
+    stopped = [t for t in state.trials if t.status == "stopped: interrupted"]
+    assert stopped and all(t.lost_device_s > 0 for t in stopped)  # their device time is charged
+    assert "interrupted" in [e.kind for e in state.events]
+    done = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = run_state(run)
+    assert [t.trial_id for t in state.trials] == [0, 1, 2]
+    assert all(t.status == "ok" for t in state.trials)

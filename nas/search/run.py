@@ -9,6 +9,7 @@ children that were running when the previous process died.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -39,10 +40,13 @@ def prepare_search(settings: SearchSettings):
     return splits, controller
 
 
-def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial) -> Path:
+def run_search(settings: SearchSettings, resume: bool = False, out=None, trainable=child_trial,
+               on_interrupt: str = "stop") -> Path:
     """Run (or resume) a search; returns the run folder (trainable is replaceable for benchmarks).
 
-    With resume, settings are the run's own (read back from its store); ray_address may differ.
+    With resume, settings are the run's own (read back from its store); ray_address and the budget may differ.
+    On SIGINT/SIGTERM no child starts; on_interrupt "stop" stops the running ones, "finish" lets them end
+    (a second signal stops them); then Interrupted is raised.
     Every input is checked, Ray included, before the run folder is created or locked.
     """
     import ray
@@ -64,19 +68,66 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
         store = stack.enter_context(closing(RunStore(run_dir, create=not resume)))
         if resume:
             store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
+            _save_raised_limits(store, settings)
         else:
             store.save_settings({"search": settings.to_dict(), "created": time.time()})
         store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
-        _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable)
+        interrupt = stack.enter_context(_catch_signals(on_interrupt))
+        _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable, interrupt)
+    if interrupt.signals:
+        raise Interrupted(f"interrupted; resume with nas search --resume {run_dir}")
     return run_dir
 
 
+def _save_raised_limits(store: RunStore, settings: SearchSettings) -> None:
+    """A resume that raises the budget saves the new limits in the run's settings, and an event says so."""
+    saved = store.settings()
+    old = saved["search"]
+    changed = {k: [old.get(k), getattr(settings, k)] for k in ("budget_trials", "budget_gpu_hours")
+               if old.get(k) != getattr(settings, k)}
+    if changed:
+        store.save_settings({"search": {**old, **{k: new for k, (_, new) in changed.items()}}})
+        store.log("budget_raised", changed)
+
+
+class Interrupt:
+    """What SIGINT/SIGTERM asked for: stop starting children, and whether to stop the running ones now."""
+
+    def __init__(self, on_interrupt: str = "stop"):
+        self.on_interrupt, self.signals = on_interrupt, 0
+
+    @property
+    def stop_now(self) -> bool:
+        """Stop the running children too: the user chose it, or signalled twice."""
+        return self.signals >= (1 if self.on_interrupt == "stop" else 2)
+
+
+@contextmanager
+def _catch_signals(on_interrupt: str) -> Iterator[Interrupt]:
+    """Turn SIGINT/SIGTERM into a flag the searcher and Tune's stopper read, for the rest of the search."""
+    interrupt = Interrupt(on_interrupt)
+
+    def handler(signum, frame) -> None:
+        interrupt.signals += 1
+        if interrupt.signals <= 2:  # os.write: a print here could re-enter a print the signal interrupted
+            now = "stopping the running children" if interrupt.stop_now else \
+                "letting the running children finish (signal again to stop them now)"
+            os.write(2, f"\nnas: {signal.Signals(signum).name}: starting no more children; {now}\n".encode())
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupt
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
 def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, controller: Controller, slots: int,
-            run_dir: Path, out, trainable) -> None:
+            run_dir: Path, out, trainable, interrupt: Interrupt) -> None:
     """Restore the controller, run the phases it declares (those not yet recorded), then the children on Ray Tune."""
     from ray import tune
 
-    from nas.search.searcher import AttemptWatch, ControllerSearcher  # Tune's classes: only a search imports Ray
+    from nas.search.searcher import AttemptWatch, ControllerSearcher, InterruptStopper  # only a search imports Ray
 
     state = store.controller_state() if resume else None
     if state:
@@ -87,7 +138,7 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
     budget = Budget(settings, store.device_seconds(), started=controller.next_id)
     budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
     progress = Progress(out, total_h=settings.budget_gpu_hours)
-    searcher = ControllerSearcher(controller, store, settings, budget, progress, run_dir)
+    searcher = ControllerSearcher(controller, store, settings, budget, progress, run_dir, interrupt)
     per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
     scheduler = None
@@ -101,12 +152,16 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
                                     max_concurrent_trials=slots, reuse_actors=True),
-        run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
+        run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0, stop=InterruptStopper(interrupt),
                                   failure_config=tune.FailureConfig(max_failures=1),
                                   callbacks=[AttemptWatch(searcher)], log_to_file=False),
     )
     tuner.fit()
+    searcher.record_interrupted()  # Tune stops them without telling the searcher
     progress.close(searcher._status())
+    if interrupt.signals:
+        store.log("interrupted", {"signals": interrupt.signals, "spent_h": budget.spent_s / 3600})
+        return
     if searcher.gave_up:
         store.log("gave_up", {"failures_in_a_row": searcher.failures_in_a_row, "last": searcher.last_failure})
         raise FailingChildren(f"{run_dir}: the last {searcher.failures_in_a_row} children all failed "
@@ -116,8 +171,9 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
 
 
 # Ray Tune reads these from the driver's environment only (2.60): its legacy output engine, which verbose=0
-# keeps quiet, and no CSV/JSON/TensorBoard loggers per trial (the store holds the results).
-_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+# keeps quiet, and no CSV/JSON/TensorBoard loggers per trial (the store holds the results); and no SIGINT
+# handler of Tune's, which would replace ours and end the search as if it had finished.
+_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 
 
 @contextmanager
@@ -134,3 +190,7 @@ def _tune_settings() -> Iterator[None]:
 
 class FailingChildren(ValueError):
     """Every child fails: the search stopped starting new ones (what finished is kept)."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM stopped the search; what finished is kept and --resume continues it."""

@@ -12,12 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 from ray.tune.search import Searcher
 
 from nas.controllers.base import Controller, Exhausted
 from nas.model.cost import arch_cost
-from nas.outcome import STOPPED, Outcome, TrialStatus
+from nas.outcome import INTERRUPTED, STOPPED, Outcome, TrialStatus
 from nas.pareto import pareto_front
 from nas.search.budget import Budget
 from nas.search.checkpoints import CheckpointFront
@@ -41,13 +41,14 @@ class ControllerSearcher(Searcher):
     """Tune drives the controller: suggest -> ask, on_trial_complete -> tell (+ the store)."""
 
     def __init__(self, controller: Controller, store: RunStore, settings: SearchSettings, budget: Budget,
-                 progress: Progress, run_dir: Path):
+                 progress: Progress, run_dir: Path, interrupt=None):
         super().__init__()  # no Tune metric: children are ranked by our own objectives
         self.controller, self.store, self.settings = controller, store, settings
         self.budget, self.progress, self.run_dir = budget, progress, run_dir
         self.live: dict[str, tuple[int, float, float]] = {}  # Tune id -> (our trial id, start time, macs)
         self.replay = sorted(controller.pending.items())  # children a killed run left unfinished
         self.done = False
+        self.interrupt = interrupt  # nas.search.run.Interrupt: a signal stops new children
         self.failures_in_a_row, self.last_failure = 0, ""
         self.checkpoints = CheckpointFront(store, settings.objectives) if settings.keep_checkpoints == "pareto" else None
 
@@ -56,6 +57,9 @@ class ControllerSearcher(Searcher):
         return {k: v for k, v in self.__dict__.items() if k not in ("store", "progress", "controller", "checkpoints")}
 
     def suggest(self, tune_id: str) -> dict | None:
+        if self.interrupt is not None and self.interrupt.signals:
+            self.done = True  # interrupted: start nothing more, replays included (--resume reruns them)
+            return None if self.live else Searcher.FINISHED
         if self.replay:
             trial_id, values = self.replay.pop(0)
             arch = self.controller.space.decode(values)
@@ -90,6 +94,9 @@ class ControllerSearcher(Searcher):
         result = dict(result or {})
         devices = self.settings.devices_per_trial
         device_s = float(result.get("elapsed_s", time.time() - started)) * devices
+        if self.interrupt is not None and self.interrupt.signals and (error or not result.get("final", False)):
+            self._interrupted(trial_id, device_s, macs)  # the signal ended it, not the child or the scheduler
+            return
         if error:
             outcome = Outcome.failed("ray worker lost (retried once)")
         elif not result.get("final", False):
@@ -116,6 +123,19 @@ class ControllerSearcher(Searcher):
         checkpoint = str(ckpt) if ckpt.exists() else None
         self.store.finish_trial(trial_id, outcome, metrics, device_s, self.controller.state_dict(), checkpoint, error=error)
         return checkpoint
+
+    def _interrupted(self, trial_id: int, device_s: float, macs: float) -> None:
+        """Record a child a signal stopped: charged, not told to the controller (it stays pending, so --resume reruns it)."""
+        self.store.interrupt_trial(trial_id, str(INTERRUPTED), device_s, self.controller.state_dict())
+        self.budget.spent_s += device_s
+        self.progress.update(self._status(), final_line=True)
+
+    def record_interrupted(self) -> None:
+        """Record the children still live when Tune ended (stopped by the experiment's stop, which tells no searcher)."""
+        now, devices = time.time(), self.settings.devices_per_trial
+        for tune_id in list(self.live):
+            trial_id, started, macs = self.live.pop(tune_id)
+            self._interrupted(trial_id, max(0.0, now - started) * devices, macs)
 
     @property
     def gave_up(self) -> bool:
@@ -154,6 +174,19 @@ class ControllerSearcher(Searcher):
 
 
 HEARTBEAT_S = 1.0  # a killed driver's running children are charged up to its last heartbeat (one small write)
+
+
+class InterruptStopper(Stopper):
+    """Ends the Tune experiment, stopping its running trials, once a signal asks to stop them now."""
+
+    def __init__(self, interrupt):
+        self.interrupt = interrupt
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.interrupt.stop_now
 
 
 class AttemptWatch(Callback):

@@ -160,6 +160,12 @@ class RunStore:
             _controller_row(controller_state),
         ])
 
+    def interrupt_trial(self, trial_id: int, status: str, device_s: float, controller_state: dict) -> None:
+        """Record a child a signal stopped: its attempt is charged as lost (a rerun's own time replaces device_s)."""
+        self._tx([("UPDATE trials SET status=?, lost_device_s=lost_device_s+?, started=NULL, ended=? WHERE trial_id=?",
+                   (status, float(device_s), time.time(), trial_id)),
+                  _controller_row(controller_state)])
+
     # attempts that never reported (a killed driver, a lost worker) are charged too ----------------
     def beat(self, at: float | None = None) -> None:
         """The driver is alive: a killed attempt is charged up to the last beat."""
