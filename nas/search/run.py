@@ -137,7 +137,8 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
     run_phases(PhaseContext(controller, settings, store, splits, run_dir, out))
     budget = Budget(settings, store.device_seconds(), started=controller.next_id)
     budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
-    progress = Progress(out, total_h=settings.budget_gpu_hours)
+    progress = Progress(out, total_h=settings.budget_gpu_hours, total_trials=settings.budget_trials, slots=slots,
+                        devices_per_trial=settings.devices_per_trial)
     searcher = ControllerSearcher(controller, store, settings, budget, progress, run_dir, interrupt)
     per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(trainable, splits=splits), per_trial)
