@@ -103,7 +103,7 @@ def test_search_joins_an_existing_ray_cluster(tmp_path):
     port = _free_port()
     address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # Ray's token authentication, as a real cluster runs it
-    # --block keeps the head's processes in this test's own session, so the test stops exactly those (never `ray stop`).
+    # --block keeps the head's processes in this test's own session: the test stops exactly that process group by pid.
     # Its own --temp-dir: `ray start` records the head there, not in /tmp/ray where ray.init() would find it later.
     temp_dir = tempfile.mkdtemp(prefix="nas-ray-")  # short: Ray's socket paths must stay under ~100 characters
     head = subprocess.Popen(["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
