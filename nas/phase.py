@@ -37,6 +37,7 @@ class PhaseContext:
     splits: Any
     run_dir: Path
     out: TextIO
+    held_devices: float = 0.0  # what the running phase holds (set by the phase): charged if it is interrupted
 
 
 @dataclass(frozen=True)

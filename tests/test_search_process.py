@@ -153,20 +153,23 @@ def _running_trial(run_dir) -> bool:
         store.close()
 
 
-@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
-def test_a_signal_stops_the_search_and_resume_completes_it(tmp_path, signals):
-    run = tmp_path / "run"
-    extra = ["--on-interrupt", "finish"] if len(signals) == 2 else []  # the second signal stops the children at once
-    proc = subprocess.Popen(SEARCH + ["--epochs", "30", "--budget-trials", "3", "--run-dir", str(run)] + extra,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _signal_search(cmd: list[str], signals: list[tuple[int, bool]], ready) -> tuple[subprocess.Popen, str]:
+    """Start `nas search` in its own session, wait until ready() (or, given a string, until stderr shows it),
+    send each (signal, to the whole group) once the previous one was acknowledged; returns the ended process
+    and its stderr."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
     try:
-        deadline = time.time() + 300  # a safety net only: the loop waits on the store
-        while not _running_trial(run) and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        seen = []
-        for k, sig in enumerate(signals, 1):
-            os.kill(proc.pid, sig)
+        if isinstance(ready, str):
+            seen += [line for line in _lines_until(proc.stderr, ready)]
+        else:
+            deadline = time.time() + 300  # a safety net only: the loop waits on the store
+            while not ready() and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+        assert proc.poll() is None, "".join(seen) + proc.communicate()[1][-2000:]
+        for k, (sig, group) in enumerate(signals, 1):
+            # a terminal's Ctrl-C signals the whole foreground group (Ray's processes too); `kill` the driver alone
+            os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
             for line in proc.stderr:  # each signal is acknowledged before the next is sent (the kernel merges two pending)
                 seen.append(line)
                 if "starting no more children" in line and sum("nas: SIG" in x for x in seen) == k:
@@ -174,9 +177,18 @@ def test_a_signal_stops_the_search_and_resume_completes_it(tmp_path, signals):
             else:
                 break
         _, err = proc.communicate(timeout=300)
-        err = "".join(seen) + err
     finally:
         _stop_group(proc)
+    return proc, "".join(seen) + err
+
+
+@pytest.mark.parametrize("signals", [[(signal.SIGINT, True)], [(signal.SIGTERM, False)],
+                                     [(signal.SIGINT, True), (signal.SIGINT, True)]], ids=["ctrl-c", "term", "ctrl-c-twice"])
+def test_a_signal_stops_the_search_and_resume_completes_it(tmp_path, signals):
+    run = tmp_path / "run"
+    extra = ["--on-interrupt", "finish"] if len(signals) == 2 else []  # the second signal stops the children at once
+    proc, err = _signal_search(SEARCH + ["--epochs", "30", "--budget-trials", "2", "--run-dir", str(run)] + extra,
+                               signals, lambda: _running_trial(run))
     assert proc.returncode == 130, err[-2000:]
     assert f"interrupted; resume with nas search --resume {run}" in err
     state = run_state(run)
@@ -184,9 +196,33 @@ def test_a_signal_stops_the_search_and_resume_completes_it(tmp_path, signals):
     stopped = [t for t in state.trials if t.status == "stopped: interrupted"]
     assert stopped and all(t.lost_device_s > 0 for t in stopped)  # their device time is charged
     assert "interrupted" in [e.kind for e in state.events]
+    if signals[0][0] != signal.SIGINT or len(signals) > 1:
+        return  # resuming is the same whatever stopped the run: once is enough (each resume trains 30 epochs)
     done = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run)], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     state = run_state(run)
-    assert [t.trial_id for t in state.trials] == [0, 1, 2]
+    assert [t.trial_id for t in state.trials] == [0, 1]
     assert all(t.status == "ok" for t in state.trials)
+
+
+def _lines_until(stream, text: str):
+    """The stream's lines up to and including the first that holds text."""
+    for line in stream:
+        yield line
+        if text in line:
+            return
+
+
+def test_ctrl_c_during_the_supernet_phase_stops_it_and_charges_it(tmp_path):
+    run = tmp_path / "run"
+    cmd = SEARCH[:-4] + ["--controller", "weight-sharing", "--controller-option", "supernet_epochs=200",
+                         "--controller-option", "children=4", "--controller-option", "retrain=1",
+                         "--budget-trials", "1", "--run-dir", str(run)]
+    proc, err = _signal_search(cmd, [(signal.SIGINT, True)], "training the supernet")
+    assert proc.returncode == 130, err[-2000:]
+    assert f"interrupted; resume with nas search --resume {run}" in err
+    state = run_state(run)
+    assert list(state.phases) == ["supernet (interrupted)"] and not state.trials  # no child started
+    assert state.phases["supernet (interrupted)"]["device_s"] > 0  # its device time is charged
+    assert state.budget.spent_device_hours * 3600 == pytest.approx(phase_seconds(state.phases))

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `nas sample -n 1000 | head`: stop quietly
         _silence_stdout()
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before a command took over its signals (nas search does)
+        print("nas: interrupted", file=sys.stderr)
         return 130
     except (UsageError, ValueError, OSError) as err:  # SpaceError, ArchError, NotInSpace, TargetError, JSON, files
         if os.environ.get("NAS_DEBUG"):

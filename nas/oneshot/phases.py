@@ -56,6 +56,7 @@ def train_supernet_phase(context: PhaseContext) -> PhaseResult:
     controller, settings, run_dir, out = context.controller, context.settings, Path(context.run_dir), context.out
     recipe = supernet_recipe(controller, settings)
     workers = supernet_workers(controller, settings)
+    context.held_devices = workers  # a worker holds one device (a GPU, or its CPUs as one device)
     print(f"weight sharing: training the supernet, {recipe.epochs} epochs ({recipe.rule}) on "
           f"{workers} worker(s)", file=out, flush=True)
     start = time.perf_counter()

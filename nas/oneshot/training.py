@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -266,13 +267,34 @@ def train_supernet_distributed(space: str | SearchSpace, splits, recipe: Superne
                            scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
                            run_config=RunConfig(storage_path=str(Path(storage_path).resolve()),
                                                 name=f"supernet-{space.name}-{int(time.time())}"))
-    result = trainer.fit()
+    result = _off_the_main_thread(trainer.fit)
     if result.error is not None:
         raise result.error
     with result.checkpoint.as_directory() as folder:
         supernet = Supernet.load(Path(folder) / "supernet.pt", space=space)
     return supernet, dict(result.metrics)
 
+
+
+def _off_the_main_thread(fit):
+    """fit() in a daemon thread: Ray Train installs a SIGINT handler of its own (never restored) when fit runs
+    on the main thread, and that handler exits the process; the caller's signal handling must stay in charge.
+    A KeyboardInterrupt in the waiting main thread propagates; the thread ends when Ray shuts down."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = fit()
+        except BaseException as err:  # re-raised on the main thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="supernet-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # a timeout: signal handlers run on the main thread between waits
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def recipe_dict(recipe: SupernetRecipe) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from nas.phase import PhaseContext
@@ -9,14 +10,22 @@ from nas.store.run_store import RunStore
 
 
 def run_phases(context: PhaseContext) -> list[str]:
-    """Run the controller's phases that this run has not finished; returns the names of those that ran."""
+    """Run the controller's phases that this run has not finished; returns the names of those that ran.
+
+    A KeyboardInterrupt (a stopping signal) ends the phase unrecorded, its device time charged.
+    """
     store: RunStore = context.store
     recorded, phases = store.phases(), context.controller.phases()
     # a finished phase's successors were built on it: resume after the last phase this run finished
     done = [i for i, phase in enumerate(phases) if phase.done(recorded, Path(context.run_dir))]
     ran = []
     for phase in phases[done[-1] + 1 if done else 0:]:
-        result = phase.run(context)
+        context.held_devices, start = context.settings.devices_per_trial, time.perf_counter()
+        try:
+            result = phase.run(context)
+        except KeyboardInterrupt:
+            store.charge_interrupted_phase(phase.name, (time.perf_counter() - start) * context.held_devices)
+            raise
         # the controller state is saved with the phase: a phase may have changed it (a scoring phase plans the children)
         store.finish_phase(phase.name, result.device_s, result.detail, inherited=result.inherited,
                            controller_state=context.controller.state_dict())

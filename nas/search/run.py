@@ -55,24 +55,39 @@ def run_search(settings: SearchSettings, resume: bool = False, out=None, trainab
     splits, controller = prepare_search(settings)
     check_run_dir(run_dir, resume)  # before the lock, whose file must not land in a folder that is not ours
     with ExitStack() as stack:
-        stack.enter_context(_tune_settings())  # the supernet's Ray Train run reads them too
-        if resume:  # the folder is ours already: a second search on it is refused before Ray starts
-            stack.enter_context(run_lock(run_dir))
-        t_ray = time.perf_counter()
-        if start_ray(settings.ray_address):  # a Ray session the caller had started stays up after the search
-            stack.callback(ray.shutdown)
-        slots = trial_slots(settings, ray.nodes())
-        if not resume:  # only now, with every input checked, is the new run folder created
-            stack.enter_context(run_lock(run_dir))
-        check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
-        store = stack.enter_context(closing(RunStore(run_dir, create=not resume)))
-        if resume:
-            store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
-            _save_raised_limits(store, settings)
-        else:
-            store.save_settings({"search": settings.to_dict(), "created": time.time()})
-        store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+        # From here on a signal is ours: before Tune runs (Ray starting, phases) it stops the work at hand.
         interrupt = stack.enter_context(_catch_signals(on_interrupt))
+        interrupt.raise_when = "any"  # nothing runs yet that could finish
+        store = None
+        try:
+            stack.enter_context(_tune_settings())  # the supernet's Ray Train run reads them too
+            if resume:  # the folder is ours already: a second search on it is refused before Ray starts
+                stack.enter_context(run_lock(run_dir))
+            t_ray = time.perf_counter()
+            if not ray.is_initialized():  # a Ray session the caller had started stays up after the search
+                stack.callback(ray.shutdown)  # registered first: a signal may land inside ray.init
+            try:
+                start_ray(settings.ray_address)
+            except SystemExit as ended:  # SIGTERM met ray.init's own handler, which exits
+                if ended.code != signal.SIGTERM:
+                    raise
+                raise KeyboardInterrupt from None
+            interrupt.install()  # ray.init replaced our SIGTERM handler with its own (which exits)
+            slots = trial_slots(settings, ray.nodes())
+            if not resume:  # only now, with every input checked, is the new run folder created
+                stack.enter_context(run_lock(run_dir))
+            check_run_dir(run_dir, resume)  # again: another search may have made a run here in between
+            store = stack.enter_context(closing(RunStore(run_dir, create=not resume)))
+            if resume:
+                store.charge_killed_attempts(settings.devices_per_trial)  # before this driver's first heartbeat
+                _save_raised_limits(store, settings)
+            else:
+                store.save_settings({"search": settings.to_dict(), "created": time.time()})
+            store.log("ray_ready", {"startup_s": time.perf_counter() - t_ray})
+        except KeyboardInterrupt:
+            if resume or store is not None and store.settings():
+                raise Interrupted(f"interrupted; resume with nas search --resume {run_dir}") from None
+            raise Interrupted("interrupted before the search started; nothing was kept") from None
         _search(settings, resume, store, splits, controller, slots, run_dir, out or sys.stderr, trainable, interrupt)
     if interrupt.signals:
         raise Interrupted(f"interrupted; resume with nas search --resume {run_dir}")
@@ -91,15 +106,26 @@ def _save_raised_limits(store: RunStore, settings: SearchSettings) -> None:
 
 
 class Interrupt:
-    """What SIGINT/SIGTERM asked for: stop starting children, and whether to stop the running ones now."""
+    """What SIGINT/SIGTERM asked for: stop starting children, and whether to stop the running ones now.
+
+    raise_when: while the driver itself does the work (Ray starting, a phase such as training the
+    supernet), a signal that stops it raises KeyboardInterrupt there: "any" signal, only one that
+    "stops" now, or "never" (Tune's children run elsewhere and see the flag through the stopper).
+    """
 
     def __init__(self, on_interrupt: str = "stop"):
-        self.on_interrupt, self.signals = on_interrupt, 0
+        self.on_interrupt, self.signals, self.raise_when = on_interrupt, 0, "never"
+        self.install = lambda: None  # (re)installs the handlers; set by _catch_signals
 
     @property
     def stop_now(self) -> bool:
         """Stop the running children too: the user chose it, or signalled twice."""
         return self.signals >= (1 if self.on_interrupt == "stop" else 2)
+
+    @property
+    def raises(self) -> bool:
+        """Whether the signal just counted should interrupt the driver's own work."""
+        return self.raise_when == "any" or (self.raise_when == "stops" and self.stop_now)
 
 
 @contextmanager
@@ -112,9 +138,14 @@ def _catch_signals(on_interrupt: str) -> Iterator[Interrupt]:
         if interrupt.signals <= 2:  # os.write: a print here could re-enter a print the signal interrupted
             now = "stopping the running children" if interrupt.stop_now else \
                 "letting the running children finish (signal again to stop them now)"
+            if interrupt.raise_when != "never":
+                now = "stopping now" if interrupt.raises else "letting the current phase finish (signal again to stop it now)"
             os.write(2, f"\nnas: {signal.Signals(signum).name}: starting no more children; {now}\n".encode())
+        if interrupt.raises:
+            raise KeyboardInterrupt
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    interrupt.install = lambda: [signal.signal(sig, handler) for sig in old]
     try:
         yield interrupt
     finally:
@@ -134,7 +165,17 @@ def _search(settings: SearchSettings, resume: bool, store: RunStore, splits, con
         controller.load_state_dict(state)
     finished = list(store.iter_finished())
     store.log("resume" if resume else "start", {"finished": len(finished)})
-    run_phases(PhaseContext(controller, settings, store, splits, run_dir, out))
+    interrupt.raise_when = "stops"  # a phase runs in the driver's hands: finish it, or stop it on a stopping signal
+    try:
+        run_phases(PhaseContext(controller, settings, store, splits, run_dir, out))
+    except KeyboardInterrupt:
+        store.log("interrupted", {"signals": interrupt.signals, "during": "phases"})
+        return
+    finally:
+        interrupt.raise_when = "never"
+    if interrupt.signals:  # signalled during a phase that finished: start no child
+        store.log("interrupted", {"signals": interrupt.signals, "during": "phases"})
+        return
     budget = Budget(settings, store.device_seconds(), started=controller.next_id)
     budget.costs = [(t.metrics.get("macs", 0.0), t.device_s) for t in finished if t.device_s > 0]
     progress = Progress(out, total_h=settings.budget_gpu_hours, total_trials=settings.budget_trials, slots=slots,

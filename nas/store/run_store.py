@@ -245,6 +245,14 @@ class RunStore:
             statements.append(_controller_row(controller_state))
         self._tx(statements)
 
+    def charge_interrupted_phase(self, name: str, device_s: float) -> None:
+        """Charge the device time of a phase a signal stopped, as the row "NAME (interrupted)" (added up over
+        attempts); the phase itself stays unrecorded, so a resume runs it again."""
+        row = f"{name} (interrupted)"
+        self._tx([("INSERT INTO phases VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET device_s = device_s + "
+                   "excluded.device_s, detail = json_set(detail, '$.attempts', json_extract(detail, '$.attempts') + 1), "
+                   "ended = excluded.ended", (row, float(device_s), json.dumps({"attempts": 1}), time.time()))])
+
     def phases(self) -> dict[str, dict]:
         """Finished phases by name: device_s, detail, ended."""
         rows = self._rows("SELECT name, device_s, detail, ended FROM phases ORDER BY ended")
